@@ -1,0 +1,51 @@
+"""Token spend dashboard: page config, sign-in, shared period filter, navigation."""
+
+import streamlit as st
+
+from tokenusage import st_adapter as web
+from tokenusage.periods import Period, today_in
+
+st.set_page_config(page_title="Token spend", page_icon=":material/toll:", layout="wide")
+
+config = web.settings()
+web.require_sign_in(config)
+engine = web.engine_or_stop(config)
+web.load_url_state()
+
+today = today_in(config.tz)
+with st.sidebar:
+    st.markdown("**Period**")
+    st.segmented_control(
+        "Period",
+        options=list(Period),
+        format_func=lambda p: p.label,
+        key="period",
+        required=True,
+        on_change=web.reset_page,
+        persist_state="session",
+        label_visibility="collapsed",
+    )
+    if st.session_state.get("period") == Period.CUSTOM:
+        if not isinstance(st.session_state.get("date_range"), tuple | list):
+            st.session_state["date_range"] = (today.replace(day=1), today)
+        st.date_input(
+            "Dates",
+            value=(today.replace(day=1), today),
+            max_value=today,
+            key="date_range",
+            on_change=web.reset_page,
+            persist_state="session",
+            format="YYYY-MM-DD",
+        )
+    st.caption(f"Calendar days in {config.timezone}.")
+
+web.write_url(web.current_filters(), ("period", "date_range"))
+
+navigation = st.navigation(
+    [
+        st.Page("pages/ranking.py", title="Token spend", icon=":material/leaderboard:",
+                default=True),
+        st.Page("pages/user.py", title="User", icon=":material/person:", url_path="user"),
+    ]
+)
+navigation.run()

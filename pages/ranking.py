@@ -1,0 +1,111 @@
+"""Token spend: the ranking of users by LLM spend over a period."""
+
+import streamlit as st
+
+from tokenusage import charts, presentation
+from tokenusage import st_adapter as web
+from tokenusage.periods import Period, resolve
+from tokenusage.queries import PAGE_SIZES
+
+config = web.settings()
+engine = web.engine_or_stop(config)
+filters = web.current_filters()
+
+st.title("Token spend")
+if web.is_demo(engine):
+    st.info("You are looking at generated demo data. Import your own with "
+            "`python -m tokenusage import events FILE`.", icon=":material/science:")
+web.show_url_notices()
+
+if filters.period is Period.CUSTOM and filters.date_range is None:
+    st.info("Pick the end date of the custom period in the sidebar.", icon=":material/event:")
+    st.stop()
+
+days = resolve(filters.period, config.tz, filters.date_range)
+st.caption(f"{filters.period.label} · {days.describe()} · {config.timezone}")
+
+overview = web.ranking_overview(config, engine, days, filters.search, filters.page,
+                                filters.page_size)
+page, totals, previous = overview.page, overview.page.totals, overview.previous
+if overview.requested_page != page.page:
+    st.session_state["page"] = page.page
+    st.toast(f"Page {overview.requested_page} is past the end; showing page {page.page}.")
+
+if not overview.series and filters.period is Period.ALL:
+    st.info("No usage data yet. Import events with `python -m tokenusage import events FILE`.",
+            icon=":material/database:")
+    st.stop()
+
+figures = presentation.headline(totals)
+spend_col, users_col, avg_col, calls_col = st.columns(4)
+before = previous or None
+spend_col.metric("Total spend", figures["spend"],
+                 presentation.percent_change(totals.spend_nanos, before.spend_nanos)
+                 if before else None, delta_color="inverse", border=True)
+users_col.metric("Users with spend", figures["users"],
+                 presentation.percent_change(totals.users, before.users) if before else None,
+                 border=True)
+avg_col.metric("Average per user", figures["average"],
+               presentation.percent_change(totals.average_nanos, before.average_nanos)
+               if before else None, delta_color="inverse", border=True)
+calls_col.metric("LLM calls", figures["calls"],
+                 presentation.percent_change(totals.events, before.events) if before else None,
+                 border=True)
+if before:
+    st.caption("Changes compare with the previous "
+               f"{days.days} day{'s' if days.days != 1 else ''}.")
+
+if totals.users == 0:
+    st.info("No spend in this period.", icon=":material/event_busy:")
+    st.stop()
+
+st.plotly_chart(charts.daily_spend(overview.series, overview.annotations),
+                config={"displayModeBar": False})
+
+search_col, size_col = st.columns([4, 1], vertical_alignment="bottom")
+search_col.text_input("Search users", key="search", placeholder="Name, email or user id",
+                      on_change=web.reset_page, persist_state="session",
+                      icon=":material/search:")
+size_col.selectbox("Rows per page", PAGE_SIZES, key="page_size", on_change=web.reset_page,
+                   persist_state="session")
+
+if page.matching == 0:
+    st.info(f"No user matches “{filters.search}” in this period.",
+            icon=":material/search_off:")
+else:
+    names_are_links = presentation.names_are_links(config.profile_url)
+    st.dataframe(
+        presentation.ranking_frame(page, config.profile_url),
+        key="ranking",
+        hide_index=True,
+        width="stretch",
+        column_order=["rank", "name", "user_id", "plan", "calls", "spend_usd"]
+        + ([] if names_are_links else ["profile"]),
+        column_config={
+            "rank": st.column_config.NumberColumn("#", format="%d", width=60),
+            "name": st.column_config.LinkColumn(
+                "User", display_text=presentation.NAME_IN_FRAGMENT,
+                help="Opens the user's profile") if names_are_links
+            else st.column_config.TextColumn("User"),
+            "user_id": st.column_config.TextColumn("User ID"),
+            "plan": st.column_config.TextColumn("Plan"),
+            "calls": st.column_config.NumberColumn("Calls", format="localized"),
+            "spend_usd": st.column_config.TextColumn("Spend (USD)", alignment="right"),
+            "profile": st.column_config.LinkColumn("Profile",
+                                                   display_text=":material/open_in_new:"),
+        },
+    )
+    caption_col, pager_col = st.columns([1, 2], vertical_alignment="center")
+    caption_col.caption(presentation.rows_caption(page))
+    with pager_col.container(horizontal_alignment="right"):
+        st.pagination(page.pages, key="page", persist_state="session")
+    st.download_button(
+        "Download CSV (all rows, exact amounts)",
+        data=lambda: web.ranking_export(config, engine, days, filters.search),
+        file_name=f"token-spend-{filters.period.value}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+web.write_url(web.current_filters(), ("search", "page_size", "page"))

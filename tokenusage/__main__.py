@@ -1,0 +1,3 @@
+from tokenusage.cli import main
+
+raise SystemExit(main())

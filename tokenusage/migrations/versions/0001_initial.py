@@ -1,0 +1,134 @@
+"""Initial schema: users, usage events, payments, annotations and the rollup tables.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-12-04
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+ID_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+USER_ID = sa.String(191)
+
+
+def _spend_columns() -> list[sa.Column]:
+    return [
+        sa.Column("cost_nanos", sa.BigInteger(), nullable=False),
+        sa.Column("events", sa.BigInteger(), nullable=False),
+        sa.Column("tokens", sa.BigInteger(), nullable=False),
+        sa.Column("unpriced", sa.BigInteger(), nullable=False),
+    ]
+
+
+def _sequence(name: str) -> None:
+    if op.get_bind().dialect.name in ("postgresql", "duckdb"):
+        op.execute(sa.schema.CreateSequence(sa.Sequence(name)))
+
+
+def upgrade() -> None:
+    op.create_table(
+        "users",
+        sa.Column("user_id", USER_ID, primary_key=True),
+        sa.Column("name", sa.String(255), nullable=False, server_default=""),
+        sa.Column("email", sa.String(255), nullable=False, server_default=""),
+        sa.Column("plan", sa.String(64), nullable=False, server_default="free"),
+        sa.Column("signed_up_at", sa.DateTime(), nullable=True),
+        sa.Column("search_key", sa.Text(), nullable=False, server_default=""),
+        sa.Column("is_placeholder", sa.Boolean(), nullable=False, server_default="0"),
+    )
+    _sequence("usage_events_id_seq")
+    op.create_table(
+        "usage_events",
+        sa.Column(
+            "id",
+            ID_TYPE,
+            sa.Sequence("usage_events_id_seq"),
+            primary_key=True,
+        ),
+        sa.Column("request_id", sa.String(191), nullable=False, unique=True),
+        sa.Column("user_id", USER_ID, nullable=False),
+        sa.Column("occurred_at", sa.DateTime(), nullable=False),
+        sa.Column("provider", sa.String(64), nullable=False, server_default=""),
+        sa.Column("model", sa.String(128), nullable=False, server_default=""),
+        sa.Column("input_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("output_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("cached_input_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("cost_nanos", sa.BigInteger(), nullable=True),
+        sa.Column("cost_source", sa.String(16), nullable=False, server_default="source"),
+    )
+    op.create_index("ix_usage_events_occurred_at", "usage_events", ["occurred_at"])
+    op.create_index(
+        "ix_usage_events_user_id_occurred_at", "usage_events", ["user_id", "occurred_at"]
+    )
+    op.create_table(
+        "payments",
+        sa.Column("payment_id", sa.String(191), primary_key=True),
+        sa.Column("user_id", USER_ID, nullable=False),
+        sa.Column("paid_at", sa.DateTime(), nullable=False),
+        sa.Column("amount_nanos", sa.BigInteger(), nullable=False),
+    )
+    op.create_index("ix_payments_user_id", "payments", ["user_id"])
+    _sequence("annotations_id_seq")
+    op.create_table(
+        "annotations",
+        sa.Column("id", ID_TYPE, sa.Sequence("annotations_id_seq"), primary_key=True),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("title", sa.String(255), nullable=False),
+    )
+    op.create_table(
+        "rollup_state",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("timezone", sa.String(64), nullable=False),
+        sa.Column("watermark", sa.BigInteger(), nullable=False),
+        sa.Column("generation", sa.BigInteger(), nullable=False),
+        sa.Column("refreshed_at", sa.DateTime(), nullable=True),
+    )
+    op.create_table(
+        "daily_user_spend",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("user_id", USER_ID, nullable=False),
+        *_spend_columns(),
+        sa.PrimaryKeyConstraint("day", "user_id"),
+    )
+    op.create_index("ix_daily_user_spend_user_id", "daily_user_spend", ["user_id"])
+    op.create_table(
+        "monthly_user_spend",
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("user_id", USER_ID, nullable=False),
+        *_spend_columns(),
+        sa.PrimaryKeyConstraint("month", "user_id"),
+    )
+    op.create_table(
+        "user_spend_total",
+        sa.Column("user_id", USER_ID, primary_key=True),
+        *_spend_columns(),
+    )
+    op.create_table(
+        "rollup_delta",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("user_id", USER_ID, nullable=False),
+        *_spend_columns(),
+        sa.PrimaryKeyConstraint("day", "user_id"),
+    )
+
+
+def downgrade() -> None:
+    for table in (
+        "rollup_delta",
+        "user_spend_total",
+        "monthly_user_spend",
+        "daily_user_spend",
+        "rollup_state",
+        "annotations",
+        "payments",
+        "usage_events",
+        "users",
+    ):
+        op.drop_table(table)

@@ -1,0 +1,410 @@
+"""Read queries for the dashboard, on the rollup tables, in SQLAlchemy Core.
+
+Every function takes an open connection so that a page's queries can share one
+snapshot (`snapshot`) and see a refresh either entirely or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import Connection, Engine, Select, func, literal, over, select, union_all
+from sqlalchemy.sql.elements import ColumnElement
+
+from tokenusage.periods import DayRange
+from tokenusage.rollups import month_start
+from tokenusage.schema import (
+    annotations,
+    daily_user_spend,
+    monthly_user_spend,
+    rollup_state,
+    usage_events,
+    user_spend_total,
+    users,
+)
+
+PAGE_SIZES = (10, 25, 50, 100, 250, 500)
+DEFAULT_PAGE_SIZE = 25
+MAX_CHART_DAYS = 731
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only connection whose queries all see the same committed state."""
+    options = {}
+    if engine.dialect.name in ("postgresql", "mysql", "mariadb"):
+        options["isolation_level"] = "REPEATABLE READ"
+    with engine.connect().execution_options(**options) as connection:
+        with connection.begin():
+            yield connection
+
+
+@dataclass(frozen=True)
+class RankedUser:
+    rank: int
+    user_id: str
+    name: str
+    email: str
+    plan: str
+    spend_nanos: int
+    events: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Totals:
+    spend_nanos: int = 0
+    users: int = 0
+    events: int = 0
+    tokens: int = 0
+    unpriced: int = 0
+
+    @property
+    def average_nanos(self) -> int:
+        return self.spend_nanos // self.users if self.users else 0
+
+
+@dataclass(frozen=True)
+class RankingPage:
+    rows: list[RankedUser]
+    matching: int
+    page: int
+    page_size: int
+    totals: Totals
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.matching // self.page_size))
+
+    @property
+    def first_row(self) -> int:
+        return (self.page - 1) * self.page_size + 1 if self.rows else 0
+
+    @property
+    def last_row(self) -> int:
+        return self.first_row + len(self.rows) - 1 if self.rows else 0
+
+
+def _ranked_user(r) -> RankedUser:
+    return RankedUser(int(r["rank"]), r["user_id"], r["name"] or r["user_id"], r["email"],
+                      r["plan"], int(r["spend"]), int(r["events"]), int(r["tokens"]))
+
+
+def _month_end(month: date) -> date:
+    return (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+
+
+def _pieces(days: DayRange) -> list[Select]:
+    """Per-user rows covering `days`: whole months from the monthly tier, edges from daily."""
+    values = ("cost_nanos", "events", "tokens", "unpriced")
+
+    def daily(start: date, end: date) -> Select:
+        d = daily_user_spend
+        return select(d.c.user_id, *(d.c[v] for v in values)).where(
+            d.c.day >= start, d.c.day <= end
+        )
+
+    if not days.is_bounded:
+        t = user_spend_total
+        return [select(t.c.user_id, *(t.c[v] for v in values))]
+    first_full = month_start(days.start)
+    if first_full < days.start:
+        first_full = _month_end(first_full) + timedelta(days=1)
+    last_full = month_start(days.end)
+    if _month_end(last_full) > days.end:
+        last_full = month_start(last_full - timedelta(days=1))
+    if first_full > last_full:
+        return [daily(days.start, days.end)]
+    m = monthly_user_spend
+    pieces = [
+        select(m.c.user_id, *(m.c[v] for v in values)).where(
+            m.c.month >= first_full, m.c.month <= last_full
+        )
+    ]
+    if days.start < first_full:
+        pieces.append(daily(days.start, first_full - timedelta(days=1)))
+    if days.end > _month_end(last_full):
+        pieces.append(daily(_month_end(last_full) + timedelta(days=1), days.end))
+    return pieces
+
+
+def spend_by_user(days: DayRange):
+    """Subquery: spend, calls, tokens and unpriced calls per user over `days`; spenders only."""
+    pieces = _pieces(days)
+    if len(pieces) == 1 and not days.is_bounded:
+        source = pieces[0].subquery("spend_rows")
+        return (
+            select(
+                source.c.user_id,
+                source.c.cost_nanos.label("spend"),
+                source.c.events,
+                source.c.tokens,
+                source.c.unpriced,
+            )
+            .where(source.c.cost_nanos > 0)
+            .subquery("spend")
+        )
+    source = (pieces[0] if len(pieces) == 1 else union_all(*pieces)).subquery("spend_rows")
+    spend = func.sum(source.c.cost_nanos)
+    return (
+        select(
+            source.c.user_id,
+            spend.label("spend"),
+            func.sum(source.c.events).label("events"),
+            func.sum(source.c.tokens).label("tokens"),
+            func.sum(source.c.unpriced).label("unpriced"),
+        )
+        .group_by(source.c.user_id)
+        .having(spend > 0)
+        .subquery("spend")
+    )
+
+
+def search_condition(search: str | None) -> ColumnElement[bool] | None:
+    """Case-insensitive substring match on name, email and id; % and _ are literal."""
+    needle = (search or "").replace("\n", " ").strip().casefold()
+    if not needle:
+        return None
+    return users.c.search_key.contains(needle, autoescape=True)
+
+
+def _ranked(days: DayRange):
+    spend = spend_by_user(days)
+    order = (spend.c.spend.desc(), spend.c.user_id.asc())
+    return select(
+        spend.c.user_id,
+        spend.c.spend,
+        spend.c.events,
+        spend.c.tokens,
+        func.row_number().over(order_by=order).label("rank"),
+        over(func.count()).label("period_users"),
+        over(func.sum(spend.c.spend)).label("period_spend"),
+        over(func.sum(spend.c.events)).label("period_events"),
+        over(func.sum(spend.c.tokens)).label("period_tokens"),
+        over(func.sum(spend.c.unpriced)).label("period_unpriced"),
+    ).subquery("ranked")
+
+
+def _ranked_with_users(days: DayRange, search: str | None):
+    ranked = _ranked(days)
+    query = select(
+        ranked,
+        func.coalesce(users.c.name, literal("")).label("name"),
+        func.coalesce(users.c.email, literal("")).label("email"),
+        func.coalesce(users.c.plan, literal("")).label("plan"),
+    ).select_from(ranked.outerjoin(users, users.c.user_id == ranked.c.user_id))
+    condition = search_condition(search)
+    if condition is not None:
+        query = query.where(condition)
+    return query
+
+
+def period_totals(connection: Connection, days: DayRange) -> Totals:
+    """Spend, spenders, calls, tokens and unpriced calls of a period (search ignored)."""
+    spend = spend_by_user(days)
+    row = connection.execute(
+        select(
+            func.coalesce(func.sum(spend.c.spend), 0),
+            func.count(),
+            func.coalesce(func.sum(spend.c.events), 0),
+            func.coalesce(func.sum(spend.c.tokens), 0),
+            func.coalesce(func.sum(spend.c.unpriced), 0),
+        )
+    ).one()
+    return Totals(*(int(v) for v in row))
+
+
+def ranking_page(
+    connection: Connection,
+    days: DayRange,
+    search: str | None = None,
+    page: int = 1,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> RankingPage:
+    """One page of the spend ranking. Rank is the position in the whole period's ranking."""
+    page = max(1, int(page))
+    filtered = _ranked_with_users(days, search).subquery("filtered")
+    query = (
+        select(filtered, over(func.count()).label("matching"))
+        .order_by(filtered.c.rank)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    result = connection.execute(query).mappings().all()
+    if not result:
+        matching = connection.execute(select(func.count()).select_from(filtered)).scalar()
+        return RankingPage([], int(matching), page, page_size, period_totals(connection, days))
+    first = result[0]
+    totals = Totals(
+        int(first["period_spend"]),
+        int(first["period_users"]),
+        int(first["period_events"]),
+        int(first["period_tokens"]),
+        int(first["period_unpriced"]),
+    )
+    rows = [_ranked_user(r) for r in result]
+    return RankingPage(rows, int(first["matching"]), page, page_size, totals)
+
+
+def iter_ranking(
+    connection: Connection, days: DayRange, search: str | None = None, chunk: int = 10_000
+) -> Iterator[RankedUser]:
+    """Every ranked user of the period (after search), in rank order, for export."""
+    filtered = _ranked_with_users(days, search).subquery("filtered")
+    result = connection.execution_options(yield_per=chunk).execute(
+        select(filtered).order_by(filtered.c.rank)
+    )
+    for r in result.mappings():
+        yield _ranked_user(r)
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    day: date
+    spend_nanos: int
+    events: int
+    users: int
+
+
+def data_bounds(connection: Connection) -> tuple[date | None, date | None]:
+    """First and last business day that has any rolled-up usage."""
+    d = daily_user_spend
+    first, last = connection.execute(select(func.min(d.c.day), func.max(d.c.day))).one()
+    return first, last
+
+
+def daily_series(connection: Connection, days: DayRange, user_id: str | None = None
+                 ) -> list[SeriesPoint]:
+    """Spend per business day over `days` (all time: the whole history), gaps filled with 0."""
+    start, end = days.start, days.end
+    if not days.is_bounded:
+        start, end = data_bounds(connection)
+        if start is None:
+            return []
+    d = daily_user_spend
+    query = (
+        select(d.c.day, func.sum(d.c.cost_nanos), func.sum(d.c.events), func.count())
+        .where(d.c.day >= start, d.c.day <= end)
+        .group_by(d.c.day)
+    )
+    if user_id is not None:
+        query = query.where(d.c.user_id == user_id)
+    found = {row[0]: row for row in connection.execute(query)}
+    points = []
+    day = start
+    while day <= end:
+        row = found.get(day)
+        points.append(SeriesPoint(day, int(row[1]), int(row[2]), int(row[3])) if row
+                      else SeriesPoint(day, 0, 0, 0))
+        day += timedelta(days=1)
+    return points
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    user_id: str
+    name: str
+    email: str
+    plan: str
+    signed_up_at: object
+    is_placeholder: bool
+
+
+def user_profile(connection: Connection, user_id: str) -> UserProfile | None:
+    row = connection.execute(select(users).where(users.c.user_id == user_id)).mappings().first()
+    if row is None:
+        return None
+    return UserProfile(row["user_id"], row["name"] or row["user_id"], row["email"], row["plan"],
+                       row["signed_up_at"], bool(row["is_placeholder"]))
+
+
+def user_rank(connection: Connection, days: DayRange, user_id: str) -> RankedUser | None:
+    """The user's place in the period's ranking, or None when they spent nothing."""
+    filtered = _ranked_with_users(days, None).subquery("filtered")
+    row = connection.execute(
+        select(filtered).where(filtered.c.user_id == user_id)
+    ).mappings().first()
+    if row is None:
+        return None
+    return _ranked_user(row)
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    provider: str
+    model: str
+    spend_nanos: int
+    events: int
+    tokens: int
+
+
+def user_models(connection: Connection, user_id: str, start_utc=None, end_utc=None
+                ) -> list[ModelUsage]:
+    """A user's spend by model over a UTC range (raw events of one user, indexed)."""
+    e = usage_events
+    query = (
+        select(e.c.provider, e.c.model, func.coalesce(func.sum(e.c.cost_nanos), 0),
+               func.count(), func.coalesce(func.sum(e.c.input_tokens + e.c.output_tokens), 0))
+        .where(e.c.user_id == user_id)
+        .group_by(e.c.provider, e.c.model)
+    )
+    if start_utc is not None:
+        query = query.where(e.c.occurred_at >= start_utc)
+    if end_utc is not None:
+        query = query.where(e.c.occurred_at < end_utc)
+    rows = [ModelUsage(p, m, int(s), int(n), int(t)) for p, m, s, n, t in connection.execute(query)]
+    return sorted(rows, key=lambda r: (-r.spend_nanos, r.model))
+
+
+def annotations_between(connection: Connection, start: date | None, end: date | None
+                        ) -> list[tuple[date, str]]:
+    """Releases and campaigns in a day range, for marking charts."""
+    query = select(annotations.c.day, annotations.c.title).order_by(annotations.c.day)
+    if start is not None:
+        query = query.where(annotations.c.day >= start)
+    if end is not None:
+        query = query.where(annotations.c.day <= end)
+    return [(row[0], row[1]) for row in connection.execute(query)]
+
+
+def has_demo_data(connection: Connection) -> bool:
+    """Whether the events include generated demo events."""
+    query = select(usage_events.c.id).where(usage_events.c.request_id.startswith("demo-"))
+    return connection.execute(query.limit(1)).first() is not None
+
+
+def data_version(connection: Connection) -> tuple[str, int]:
+    """Changes whenever the rollups change: a cache key for query results."""
+    row = connection.execute(
+        select(rollup_state.c.timezone, rollup_state.c.watermark, rollup_state.c.generation)
+    ).first()
+    return (row[0], int(row[2])) if row else ("", 0)
+
+
+@dataclass(frozen=True)
+class RankingOverview:
+    """Everything the ranking page shows, read in one snapshot."""
+
+    page: RankingPage
+    previous: Totals | None
+    series: list[SeriesPoint]
+    annotations: list[tuple[date, str]]
+    requested_page: int
+
+
+def ranking_overview(
+    engine: Engine, days: DayRange, search: str | None, page: int, page_size: int
+) -> RankingOverview:
+    """The ranking page's data; a page past the end falls back to the last page."""
+    with snapshot(engine) as connection:
+        result = ranking_page(connection, days, search, page, page_size)
+        if not result.rows and result.matching and page > result.pages:
+            result = ranking_page(connection, days, search, result.pages, page_size)
+        previous_range = days.previous()
+        previous = period_totals(connection, previous_range) if previous_range else None
+        series = daily_series(connection, days)
+        marks = annotations_between(connection, days.start, days.end)
+    return RankingOverview(result, previous, series, marks, page)

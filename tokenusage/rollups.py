@@ -1,0 +1,368 @@
+"""Rollups of usage events per user per business-timezone day, month and all time.
+
+`refresh` folds the events added since the last refresh (a watermark on the event
+id) into the rollups, in one transaction. Every writer of events takes the same
+lock row first, so no event can commit behind the watermark. A change of the
+business timezone rebuilds everything. `verify` recomputes the rollups from the
+raw events with pandas and reports every difference.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from sqlalchemy import (
+    Connection,
+    Date,
+    Engine,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from tokenusage.periods import day_start_utc, local_day
+from tokenusage.schema import (
+    daily_user_spend,
+    monthly_user_spend,
+    rollup_delta,
+    rollup_state,
+    usage_events,
+    user_spend_total,
+)
+
+STATE_ID = 1
+VALUE_COLUMNS = ("cost_nanos", "events", "tokens", "unpriced")
+
+
+@dataclass
+class RefreshResult:
+    mode: str
+    events: int = 0
+    seconds: float = 0.0
+
+
+def lock(connection: Connection) -> None:
+    """Take the rollup lock for this transaction (creating the state row on first use)."""
+    bump = (
+        update(rollup_state)
+        .where(rollup_state.c.id == STATE_ID)
+        .values(generation=rollup_state.c.generation + 1)
+    )
+    if connection.execute(bump).rowcount:
+        return
+    try:
+        with connection.begin_nested():
+            connection.execute(
+                insert(rollup_state).values(
+                    id=STATE_ID, timezone="", watermark=0, generation=1, refreshed_at=None
+                )
+            )
+    except IntegrityError:
+        connection.execute(bump)
+
+
+def state(connection: Connection) -> dict[str, Any] | None:
+    row = connection.execute(
+        select(rollup_state).where(rollup_state.c.id == STATE_ID)
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def bucket_expr(
+    column: ColumnElement, starts: Sequence[Any], labels: Sequence[date]
+) -> ColumnElement:
+    """A portable SQL expression mapping `column` to the label of the last start <= it.
+
+    A balanced tree of CASE expressions: about log2(len(starts)) comparisons a row.
+    """
+
+    def tree(lo: int, hi: int) -> ColumnElement:
+        if hi - lo == 1:
+            return literal(labels[lo], Date())
+        mid = (lo + hi) // 2
+        return case((column < starts[mid], tree(lo, mid)), else_=tree(mid, hi))
+
+    return tree(0, len(starts))
+
+
+def day_expr(column: ColumnElement, first: date, last: date, tz: ZoneInfo) -> ColumnElement:
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return bucket_expr(column, [day_start_utc(d, tz) for d in days], days)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _months(first: date, last: date) -> list[date]:
+    months, current = [], month_start(first)
+    while current <= last:
+        months.append(current)
+        current = (current + timedelta(days=32)).replace(day=1)
+    return months
+
+
+def month_expr(column: ColumnElement, first: date, last: date) -> ColumnElement:
+    months = _months(first, last)
+    return bucket_expr(column, months, months)
+
+
+def _aggregates(source: Table | Any, from_events: bool) -> list[ColumnElement]:
+    if from_events:
+        cost = source.c.cost_nanos
+        return [
+            func.sum(func.coalesce(cost, 0)).label("cost_nanos"),
+            func.count().label("events"),
+            func.sum(source.c.input_tokens + source.c.output_tokens).label("tokens"),
+            func.sum(case((cost.is_(None), 1), else_=0)).label("unpriced"),
+        ]
+    return [func.sum(source.c[name]).label(name) for name in VALUE_COLUMNS]
+
+
+def _events_by_day(tz: ZoneInfo, first: date, last: date, low: int, high: int):
+    bucket = day_expr(usage_events.c.occurred_at, first, last, tz).label("day")
+    return (
+        select(bucket, usage_events.c.user_id, *_aggregates(usage_events, True))
+        .where(usage_events.c.id > low, usage_events.c.id <= high)
+        .group_by(bucket, usage_events.c.user_id)
+    )
+
+
+def _merge_delta(connection: Connection, first: date, last: date) -> None:
+    """Add the staged per-day deltas into daily_user_spend (update, then insert new keys)."""
+    target, delta = daily_user_spend, rollup_delta
+    match = and_(delta.c.day == target.c.day, delta.c.user_id == target.c.user_id)
+    connection.execute(
+        update(target)
+        .where(target.c.day >= first, target.c.day <= last, exists().where(match))
+        .values({
+            name: target.c[name] + select(delta.c[name]).where(match).scalar_subquery()
+            for name in VALUE_COLUMNS
+        })
+    )
+    columns = ["day", "user_id", *VALUE_COLUMNS]
+    connection.execute(
+        insert(target).from_select(
+            columns,
+            select(*(delta.c[c] for c in columns)).where(
+                ~exists().where(match).where(target.c.day >= first, target.c.day <= last)
+            ),
+        )
+    )
+
+
+def _rebuild_months(
+    connection: Connection, first: date, last: date, users_from_delta: bool
+) -> None:
+    months = _months(first, last)
+    upper = (months[-1] + timedelta(days=32)).replace(day=1)
+    daily = daily_user_spend
+    in_range = [daily.c.day >= months[0], daily.c.day < upper]
+    stale = [monthly_user_spend.c.month >= months[0], monthly_user_spend.c.month <= months[-1]]
+    if users_from_delta:
+        changed = select(rollup_delta.c.user_id).distinct()
+        in_range.append(daily.c.user_id.in_(changed))
+        stale.append(monthly_user_spend.c.user_id.in_(changed))
+    connection.execute(delete(monthly_user_spend).where(*stale))
+    bucket = month_expr(daily.c.day, months[0], months[-1]).label("month")
+    connection.execute(
+        insert(monthly_user_spend).from_select(
+            ["month", "user_id", *VALUE_COLUMNS],
+            select(bucket, daily.c.user_id, *_aggregates(daily, False))
+            .where(*in_range)
+            .group_by(bucket, daily.c.user_id),
+        )
+    )
+
+
+def _rebuild_totals(connection: Connection, users_from_delta: bool) -> None:
+    monthly = monthly_user_spend
+    query = select(monthly.c.user_id, *_aggregates(monthly, False)).group_by(monthly.c.user_id)
+    wipe = delete(user_spend_total)
+    if users_from_delta:
+        changed = select(rollup_delta.c.user_id).distinct()
+        query = query.where(monthly.c.user_id.in_(changed))
+        wipe = wipe.where(user_spend_total.c.user_id.in_(changed))
+    connection.execute(wipe)
+    connection.execute(
+        insert(user_spend_total).from_select(["user_id", *VALUE_COLUMNS], query)
+    )
+
+
+def clear(connection: Connection) -> None:
+    for table in (rollup_delta, user_spend_total, monthly_user_spend, daily_user_spend):
+        connection.execute(delete(table))
+
+
+def refresh(engine: Engine, timezone: str, *, rebuild: bool = False) -> RefreshResult:
+    """Bring the rollups up to date with the events, for business timezone `timezone`."""
+    started = _time.perf_counter()
+    tz = ZoneInfo(timezone)
+    with engine.begin() as connection:
+        lock(connection)
+        current = state(connection)
+        full = rebuild or current["timezone"] != timezone
+        low = 0 if full else current["watermark"]
+        if full:
+            clear(connection)
+        high = connection.execute(select(func.max(usage_events.c.id))).scalar() or 0
+        new_range = connection.execute(
+            select(func.min(usage_events.c.occurred_at), func.max(usage_events.c.occurred_at))
+            .where(usage_events.c.id > low, usage_events.c.id <= high)
+        ).one()
+        count = 0
+        if high > low and new_range[0] is not None:
+            first, last = local_day(new_range[0], tz), local_day(new_range[1], tz)
+            by_day = _events_by_day(tz, first, last, low, high)
+            columns = ["day", "user_id", *VALUE_COLUMNS]
+            if full:
+                connection.execute(insert(daily_user_spend).from_select(columns, by_day))
+                _rebuild_months(connection, first, last, users_from_delta=False)
+                _rebuild_totals(connection, users_from_delta=False)
+            else:
+                connection.execute(delete(rollup_delta))
+                connection.execute(insert(rollup_delta).from_select(columns, by_day))
+                _merge_delta(connection, first, last)
+                _rebuild_months(connection, first, last, users_from_delta=True)
+                _rebuild_totals(connection, users_from_delta=True)
+                connection.execute(delete(rollup_delta))
+            count = connection.execute(
+                select(func.count()).select_from(usage_events)
+                .where(usage_events.c.id > low, usage_events.c.id <= high)
+            ).scalar()
+        connection.execute(
+            update(rollup_state)
+            .where(rollup_state.c.id == STATE_ID)
+            .values(timezone=timezone, watermark=max(high, low),
+                    refreshed_at=datetime.now(UTC).replace(tzinfo=None))
+        )
+    mode = "rebuild" if full else ("incremental" if count else "up to date")
+    return RefreshResult(mode, count, _time.perf_counter() - started)
+
+
+def pending_events(engine: Engine) -> int:
+    """How many events are stored but not yet folded into the rollups."""
+    with engine.connect() as connection:
+        current = state(connection)
+        watermark = current["watermark"] if current else 0
+        return connection.execute(
+            select(func.count()).select_from(usage_events).where(usage_events.c.id > watermark)
+        ).scalar()
+
+
+def is_current(engine: Engine, timezone: str) -> bool:
+    """Whether the rollups are built for `timezone` and hold every stored event."""
+    with engine.connect() as connection:
+        current = state(connection)
+        newest = connection.execute(select(func.max(usage_events.c.id))).scalar() or 0
+    return bool(current) and current["timezone"] == timezone and current["watermark"] >= newest
+
+
+@dataclass
+class VerifyReport:
+    checked_events: int = 0
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+def _expected(engine: Engine, tz: ZoneInfo, watermark: int, chunk: int = 500_000) -> pd.DataFrame:
+    parts: list[pd.DataFrame] = []
+    query = select(
+        usage_events.c.user_id,
+        usage_events.c.occurred_at,
+        usage_events.c.cost_nanos,
+        (usage_events.c.input_tokens + usage_events.c.output_tokens).label("tokens"),
+    ).where(usage_events.c.id <= watermark)
+    with engine.connect() as connection:
+        result = connection.execution_options(stream_results=True).execute(query)
+        while rows := result.fetchmany(chunk):
+            frame = pd.DataFrame(rows, columns=["user_id", "occurred_at", "cost", "tokens"])
+            moments = pd.to_datetime(frame["occurred_at"]).dt.tz_localize("UTC")
+            frame["day"] = moments.dt.tz_convert(tz).dt.date
+            frame["unpriced"] = frame["cost"].isna().astype("int64")
+            frame["cost_nanos"] = frame["cost"].fillna(0).astype("int64")
+            frame["events"] = 1
+            parts.append(
+                frame.groupby(["day", "user_id"])[list(VALUE_COLUMNS)].sum().reset_index()
+            )
+    if not parts:
+        return pd.DataFrame(columns=["day", "user_id", *VALUE_COLUMNS])
+    return pd.concat(parts).groupby(["day", "user_id"])[list(VALUE_COLUMNS)].sum().reset_index()
+
+
+def _compare(name: str, keys: list[str], expected: pd.DataFrame, actual: pd.DataFrame,
+             report: VerifyReport, limit: int = 20) -> None:
+    merged = expected.merge(actual, on=keys, how="outer", suffixes=("_expected", "_stored"))
+    for column in VALUE_COLUMNS:
+        merged[f"{column}_expected"] = merged[f"{column}_expected"].fillna(0).astype("int64")
+        merged[f"{column}_stored"] = merged[f"{column}_stored"].fillna(0).astype("int64")
+    wrong = merged[
+        sum((merged[f"{c}_expected"] != merged[f"{c}_stored"]) for c in VALUE_COLUMNS) > 0
+    ]
+    for row in wrong.head(limit).itertuples(index=False):
+        values = row._asdict()
+        where = ", ".join(f"{k}={values[k]}" for k in keys)
+        diff = ", ".join(
+            f"{c}: expected {values[f'{c}_expected']} stored {values[f'{c}_stored']}"
+            for c in VALUE_COLUMNS
+            if values[f"{c}_expected"] != values[f"{c}_stored"]
+        )
+        report.differences.append(f"{name} [{where}] {diff}")
+    if len(wrong) > limit:
+        report.differences.append(f"{name}: {len(wrong) - limit} more differing rows")
+
+
+def _table_frame(engine: Engine, table: Table, keys: list[str]) -> pd.DataFrame:
+    with engine.connect() as connection:
+        rows = connection.execute(select(*(table.c[k] for k in keys),
+                                         *(table.c[c] for c in VALUE_COLUMNS))).all()
+    frame = pd.DataFrame(rows, columns=[*keys, *VALUE_COLUMNS])
+    for key in keys:
+        if key in ("day", "month"):
+            frame[key] = pd.to_datetime(frame[key]).dt.date
+    return frame
+
+
+def verify(engine: Engine, timezone: str) -> VerifyReport:
+    """Recompute every rollup from the raw events (independently, in pandas) and compare."""
+    report = VerifyReport()
+    with engine.connect() as connection:
+        current = state(connection)
+    if current is None or current["timezone"] != timezone:
+        built_for = current["timezone"] if current else "nothing"
+        report.differences.append(
+            f"rollups are built for {built_for!r}, not {timezone!r}: run refresh"
+        )
+        return report
+    tz = ZoneInfo(timezone)
+    expected_daily = _expected(engine, tz, current["watermark"])
+    report.checked_events = int(expected_daily["events"].sum()) if len(expected_daily) else 0
+    expected_monthly = expected_daily.assign(
+        month=[month_start(d) for d in expected_daily["day"]]
+    ).groupby(["month", "user_id"])[list(VALUE_COLUMNS)].sum().reset_index()
+    expected_totals = expected_daily.groupby("user_id")[list(VALUE_COLUMNS)].sum().reset_index()
+    _compare("daily", ["day", "user_id"], expected_daily,
+             _table_frame(engine, daily_user_spend, ["day", "user_id"]), report)
+    _compare("monthly", ["month", "user_id"], expected_monthly,
+             _table_frame(engine, monthly_user_spend, ["month", "user_id"]), report)
+    _compare("total", ["user_id"], expected_totals,
+             _table_frame(engine, user_spend_total, ["user_id"]), report)
+    return report

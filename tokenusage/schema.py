@@ -1,0 +1,131 @@
+"""The database schema as SQLAlchemy Core tables. Alembic migrations create it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Sequence,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+USER_ID = String(191)
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", USER_ID, primary_key=True),
+    Column("name", String(255), nullable=False, server_default=""),
+    Column("email", String(255), nullable=False, server_default=""),
+    Column("plan", String(64), nullable=False, server_default="free"),
+    Column("signed_up_at", DateTime(), nullable=True),
+    Column("search_key", Text(), nullable=False, server_default=""),
+    Column("is_placeholder", Boolean(), nullable=False, server_default="0"),
+)
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("id", ID_TYPE, Sequence("usage_events_id_seq"), primary_key=True),
+    Column("request_id", String(191), nullable=False, unique=True),
+    Column("user_id", USER_ID, nullable=False),
+    Column("occurred_at", DateTime(), nullable=False),
+    Column("provider", String(64), nullable=False, server_default=""),
+    Column("model", String(128), nullable=False, server_default=""),
+    Column("input_tokens", BigInteger(), nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger(), nullable=False, server_default="0"),
+    Column("cached_input_tokens", BigInteger(), nullable=False, server_default="0"),
+    Column("cost_nanos", BigInteger(), nullable=True),
+    Column("cost_source", String(16), nullable=False, server_default="source"),
+    Index("ix_usage_events_occurred_at", "occurred_at"),
+    Index("ix_usage_events_user_id_occurred_at", "user_id", "occurred_at"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("payment_id", String(191), primary_key=True),
+    Column("user_id", USER_ID, nullable=False, index=True),
+    Column("paid_at", DateTime(), nullable=False),
+    Column("amount_nanos", BigInteger(), nullable=False),
+)
+
+annotations = Table(
+    "annotations",
+    metadata,
+    Column("id", ID_TYPE, Sequence("annotations_id_seq"), primary_key=True),
+    Column("day", Date(), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("title", String(255), nullable=False),
+)
+
+# Rollups: derived from usage_events by tokenusage.rollups, never written elsewhere.
+
+rollup_state = Table(
+    "rollup_state",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=False),
+    Column("timezone", String(64), nullable=False),
+    Column("watermark", BigInteger(), nullable=False),
+    Column("generation", BigInteger(), nullable=False),
+    Column("refreshed_at", DateTime(), nullable=True),
+)
+
+def _spend_columns() -> list[Column]:
+    return [
+        Column("cost_nanos", BigInteger(), nullable=False),
+        Column("events", BigInteger(), nullable=False),
+        Column("tokens", BigInteger(), nullable=False),
+        Column("unpriced", BigInteger(), nullable=False),
+    ]
+
+
+daily_user_spend = Table(
+    "daily_user_spend",
+    metadata,
+    Column("day", Date(), nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    *_spend_columns(),
+    PrimaryKeyConstraint("day", "user_id"),
+    Index("ix_daily_user_spend_user_id", "user_id"),
+)
+
+monthly_user_spend = Table(
+    "monthly_user_spend",
+    metadata,
+    Column("month", Date(), nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    *_spend_columns(),
+    PrimaryKeyConstraint("month", "user_id"),
+)
+
+user_spend_total = Table(
+    "user_spend_total",
+    metadata,
+    Column("user_id", USER_ID, primary_key=True),
+    *_spend_columns(),
+)
+
+# Scratch table the refresh stages one batch of per-day deltas in.
+rollup_delta = Table(
+    "rollup_delta",
+    metadata,
+    Column("day", Date(), nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    *_spend_columns(),
+    PrimaryKeyConstraint("day", "user_id"),
+)
+
+ROLLUP_TABLES = (daily_user_spend, monthly_user_spend, user_spend_total)
