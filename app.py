@@ -14,16 +14,13 @@ web.load_url_state()
 
 today = today_in(config.tz)
 with st.sidebar:
-    st.markdown("**Period**")
-    st.segmented_control(
+    st.radio(
         "Period",
         options=list(Period),
         format_func=lambda p: p.label,
         key="period",
-        required=True,
         on_change=web.reset_page,
         persist_state="session",
-        label_visibility="collapsed",
     )
     if st.session_state.get("period") == Period.CUSTOM:
         if not isinstance(st.session_state.get("date_range"), tuple | list):

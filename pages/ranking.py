@@ -38,7 +38,7 @@ if not overview.series and filters.period is Period.ALL:
 
 figures = presentation.headline(totals)
 spend_col, users_col, avg_col, calls_col = st.columns(4)
-before = previous or None
+before = previous
 spend_col.metric("Total spend", figures["spend"],
                  presentation.percent_change(totals.spend_nanos, before.spend_nanos)
                  if before else None, delta_color="inverse", border=True)
@@ -79,6 +79,7 @@ else:
         key="ranking",
         hide_index=True,
         width="stretch",
+        height="content",
         column_order=["rank", "name", "user_id", "plan", "calls", "spend_usd"]
         + ([] if names_are_links else ["profile"]),
         column_config={

@@ -184,10 +184,14 @@ def generate(
     day_weight[-1] *= float(np.clip(elapsed_today, 0.02, 1.0))
     cumulative = np.cumsum(day_weight)
 
-    active = np.flatnonzero(appetite > 0)
-    user_p = appetite[active] / appetite[active].sum()
+    # A user's calls scale with appetite and with the share of the period they were signed up.
+    active_from = np.clip(signup_day, 0, days - 1)
+    exposure = (cumulative[-1] - np.where(active_from > 0, cumulative[active_from - 1], 0.0))
+    weight = appetite * exposure / cumulative[-1]
+    active = np.flatnonzero(weight > 0)
+    user_p = weight[active] / weight[active].sum()
     ev_user = active[rng.choice(len(active), events, p=user_p)]
-    first_allowed = np.clip(signup_day[ev_user], 0, days - 1)
+    first_allowed = active_from[ev_user]
     low = np.where(first_allowed > 0, cumulative[first_allowed - 1], 0.0)
     ev_day = np.searchsorted(cumulative, low + rng.random(events) * (cumulative[-1] - low))
     ev_day = np.minimum(ev_day, days - 1)

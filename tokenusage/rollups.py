@@ -32,7 +32,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from tokenusage.periods import day_start_utc, local_day
@@ -57,23 +56,18 @@ class RefreshResult:
 
 
 def lock(connection: Connection) -> None:
-    """Take the rollup lock for this transaction (creating the state row on first use)."""
+    """Take the rollup lock for this transaction: every writer of events and rollups does.
+
+    The state row is created by the first migration; an UPDATE of it takes a row lock
+    on server databases and the write lock on SQLite.
+    """
     bump = (
         update(rollup_state)
         .where(rollup_state.c.id == STATE_ID)
         .values(generation=rollup_state.c.generation + 1)
     )
-    if connection.execute(bump).rowcount:
-        return
-    try:
-        with connection.begin_nested():
-            connection.execute(
-                insert(rollup_state).values(
-                    id=STATE_ID, timezone="", watermark=0, generation=1, refreshed_at=None
-                )
-            )
-    except IntegrityError:
-        connection.execute(bump)
+    if not connection.execute(bump).rowcount:
+        raise RuntimeError("rollup_state is missing its row: run `python -m tokenusage init`")
 
 
 def state(connection: Connection) -> dict[str, Any] | None:
@@ -135,11 +129,20 @@ def _aggregates(source: Table | Any, from_events: bool) -> list[ColumnElement]:
 
 
 def _events_by_day(tz: ZoneInfo, first: date, last: date, low: int, high: int):
-    bucket = day_expr(usage_events.c.occurred_at, first, last, tz).label("day")
-    return (
-        select(bucket, usage_events.c.user_id, *_aggregates(usage_events, True))
-        .where(usage_events.c.id > low, usage_events.c.id <= high)
-        .group_by(bucket, usage_events.c.user_id)
+    e = usage_events
+    rows = (
+        select(
+            day_expr(e.c.occurred_at, first, last, tz).label("day"),
+            e.c.user_id,
+            e.c.cost_nanos,
+            e.c.input_tokens,
+            e.c.output_tokens,
+        )
+        .where(e.c.id > low, e.c.id <= high)
+        .subquery("bucketed")
+    )
+    return select(rows.c.day, rows.c.user_id, *_aggregates(rows, True)).group_by(
+        rows.c.day, rows.c.user_id
     )
 
 
@@ -179,13 +182,16 @@ def _rebuild_months(
         in_range.append(daily.c.user_id.in_(changed))
         stale.append(monthly_user_spend.c.user_id.in_(changed))
     connection.execute(delete(monthly_user_spend).where(*stale))
-    bucket = month_expr(daily.c.day, months[0], months[-1]).label("month")
+    rows = select(
+        month_expr(daily.c.day, months[0], months[-1]).label("month"),
+        daily.c.user_id,
+        *(daily.c[name] for name in VALUE_COLUMNS),
+    ).where(*in_range).subquery("bucketed")
     connection.execute(
         insert(monthly_user_spend).from_select(
             ["month", "user_id", *VALUE_COLUMNS],
-            select(bucket, daily.c.user_id, *_aggregates(daily, False))
-            .where(*in_range)
-            .group_by(bucket, daily.c.user_id),
+            select(rows.c.month, rows.c.user_id, *_aggregates(rows, False))
+            .group_by(rows.c.month, rows.c.user_id),
         )
     )
 

@@ -12,7 +12,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
-    Sequence,
     String,
     Table,
     Text,
@@ -38,7 +37,7 @@ users = Table(
 usage_events = Table(
     "usage_events",
     metadata,
-    Column("id", ID_TYPE, Sequence("usage_events_id_seq"), primary_key=True),
+    Column("id", ID_TYPE, primary_key=True),
     Column("request_id", String(191), nullable=False, unique=True),
     Column("user_id", USER_ID, nullable=False),
     Column("occurred_at", DateTime(), nullable=False),
@@ -65,7 +64,7 @@ payments = Table(
 annotations = Table(
     "annotations",
     metadata,
-    Column("id", ID_TYPE, Sequence("annotations_id_seq"), primary_key=True),
+    Column("id", ID_TYPE, primary_key=True),
     Column("day", Date(), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("title", String(255), nullable=False),

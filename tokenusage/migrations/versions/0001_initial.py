@@ -26,9 +26,13 @@ def _spend_columns() -> list[sa.Column]:
     ]
 
 
-def _sequence(name: str) -> None:
+def _id_column(sequence: str) -> sa.Column:
+    """An auto-numbered id: a sequence default where the dialect needs one."""
     if op.get_bind().dialect.name in ("postgresql", "duckdb"):
-        op.execute(sa.schema.CreateSequence(sa.Sequence(name)))
+        op.execute(sa.schema.CreateSequence(sa.Sequence(sequence)))
+        return sa.Column("id", sa.BigInteger(), primary_key=True,
+                         server_default=sa.text(f"nextval('{sequence}')"))
+    return sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True)
 
 
 def upgrade() -> None:
@@ -42,15 +46,9 @@ def upgrade() -> None:
         sa.Column("search_key", sa.Text(), nullable=False, server_default=""),
         sa.Column("is_placeholder", sa.Boolean(), nullable=False, server_default="0"),
     )
-    _sequence("usage_events_id_seq")
     op.create_table(
         "usage_events",
-        sa.Column(
-            "id",
-            ID_TYPE,
-            sa.Sequence("usage_events_id_seq"),
-            primary_key=True,
-        ),
+        _id_column("usage_events_id_seq"),
         sa.Column("request_id", sa.String(191), nullable=False, unique=True),
         sa.Column("user_id", USER_ID, nullable=False),
         sa.Column("occurred_at", sa.DateTime(), nullable=False),
@@ -74,15 +72,14 @@ def upgrade() -> None:
         sa.Column("amount_nanos", sa.BigInteger(), nullable=False),
     )
     op.create_index("ix_payments_user_id", "payments", ["user_id"])
-    _sequence("annotations_id_seq")
     op.create_table(
         "annotations",
-        sa.Column("id", ID_TYPE, sa.Sequence("annotations_id_seq"), primary_key=True),
+        _id_column("annotations_id_seq"),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("title", sa.String(255), nullable=False),
     )
-    op.create_table(
+    state = op.create_table(
         "rollup_state",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("timezone", sa.String(64), nullable=False),
@@ -90,6 +87,7 @@ def upgrade() -> None:
         sa.Column("generation", sa.BigInteger(), nullable=False),
         sa.Column("refreshed_at", sa.DateTime(), nullable=True),
     )
+    op.bulk_insert(state, [{"id": 1, "timezone": "", "watermark": 0, "generation": 0}])
     op.create_table(
         "daily_user_spend",
         sa.Column("day", sa.Date(), nullable=False),
@@ -132,3 +130,6 @@ def downgrade() -> None:
         "users",
     ):
         op.drop_table(table)
+    if op.get_bind().dialect.name in ("postgresql", "duckdb"):
+        for sequence in ("annotations_id_seq", "usage_events_id_seq"):
+            op.execute(sa.schema.DropSequence(sa.Sequence(sequence)))
