@@ -36,8 +36,6 @@ with st.sidebar:
         )
     st.caption(f"Calendar days in {config.timezone}.")
 
-web.write_url(web.current_filters(), ("period", "date_range"))
-
 navigation = st.navigation(
     [
         st.Page("pages/ranking.py", title="Token spend", icon=":material/leaderboard:",

@@ -2,14 +2,15 @@
 
 import streamlit as st
 
-from tokenusage import charts, presentation
+from tokenusage import charts, presentation, viewstate
 from tokenusage import st_adapter as web
-from tokenusage.periods import Period, resolve
+from tokenusage.periods import DayRange, Period, resolve
 from tokenusage.queries import PAGE_SIZES
 
 config = web.settings()
 engine = web.engine_or_stop(config)
 filters = web.current_filters()
+web.write_url(filters, viewstate.KEYS)
 
 st.title("Token spend")
 if web.is_demo(engine):
@@ -22,11 +23,14 @@ if filters.period is Period.CUSTOM and filters.date_range is None:
     st.stop()
 
 days = resolve(filters.period, config.tz, filters.date_range)
-st.caption(f"{filters.period.label} · {days.describe()} · {config.timezone}")
+caption = st.empty()
 
 overview = web.ranking_overview(config, engine, days, filters.search, filters.page,
                                 filters.page_size)
 page, totals, previous = overview.page, overview.page.totals, overview.previous
+span = days if days.is_bounded or not overview.series else DayRange(
+    overview.series[0].day, overview.series[-1].day)
+caption.caption(f"{filters.period.label} · {span.describe()} · {config.timezone}")
 if overview.requested_page != page.page:
     st.session_state["page"] = page.page
     st.toast(f"Page {overview.requested_page} is past the end; showing page {page.page}.")
@@ -74,9 +78,12 @@ if page.matching == 0:
             icon=":material/search_off:")
 else:
     names_are_links = presentation.names_are_links(config.profile_url)
-    st.dataframe(
-        presentation.ranking_frame(page, config.profile_url),
+    frame = presentation.ranking_frame(page, config.profile_url)
+    chosen = st.dataframe(
+        frame,
         key="ranking",
+        on_select="rerun",
+        selection_mode="single-row",
         hide_index=True,
         width="stretch",
         height="content",
@@ -96,6 +103,10 @@ else:
                                                    display_text=":material/open_in_new:"),
         },
     )
+    st.caption("Select a row to open that user's details; the name links to their profile.")
+    if chosen.selection.rows:
+        st.switch_page("pages/user.py",
+                       query_params={"user_id": frame["user_id"].iloc[chosen.selection.rows[0]]})
     caption_col, pager_col = st.columns([1, 2], vertical_alignment="center")
     caption_col.caption(presentation.rows_caption(page))
     with pager_col.container(horizontal_alignment="right"):
@@ -109,4 +120,4 @@ else:
         on_click="ignore",
     )
 
-web.write_url(web.current_filters(), ("search", "page_size", "page"))
+web.write_url(web.current_filters(), viewstate.KEYS)

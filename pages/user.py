@@ -11,6 +11,7 @@ from tokenusage.periods import Period, resolve, utc_bounds
 config = web.settings()
 engine = web.engine_or_stop(config)
 filters = web.current_filters()
+web.write_url(filters, ("period", "date_range"))
 
 st.page_link("pages/ranking.py", label="Back to the ranking", icon=":material/arrow_back:")
 user_id = st.query_params.get("user_id", "").strip()

@@ -39,9 +39,10 @@ def format_usd(nanos: int) -> str:
         return "$0.00"
     value = to_decimal(magnitude)
     if magnitude < CENT_NANOS:
-        digits = -value.adjusted() + 1
+        digits = min(-value.adjusted() + 1, 9)
         rounded = value.quantize(Decimal(1).scaleb(-digits), ROUND_HALF_UP)
-        return f"{sign}${rounded:f}"
+        if rounded < Decimal("0.01"):
+            return f"{sign}${rounded:f}"
     rounded = value.quantize(Decimal("0.01"), ROUND_HALF_UP)
     return f"{sign}${rounded:,.2f}"
 

@@ -1,0 +1,92 @@
+"""Rollups stay equal to the raw events: fresh build, increments, late events, timezones."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+
+from tests.conftest import NOW, demo_frame
+from tests.oracle import ranking
+from tokenusage import demo, ingest, queries, rollups
+from tokenusage.periods import DayRange
+from tokenusage.schema import daily_user_spend
+
+TZ = "Europe/Berlin"
+
+
+def test_fresh_incremental_late_and_reimport(engine, small_demo):
+    rows = list(small_demo.event_rows())
+    ingest.upsert_users(engine, small_demo.users)
+    ingest.insert_events(engine, rows[:2500])
+    assert rollups.refresh(engine, TZ).mode == "rebuild"
+    assert rollups.verify(engine, TZ).ok
+
+    ingest.insert_events(engine, rows[2500:])
+    result = rollups.refresh(engine, TZ)
+    assert (result.mode, result.events) == ("incremental", len(rows) - 2500)
+    report = rollups.verify(engine, TZ)
+    assert report.ok, report.differences
+    assert report.checked_events == len(rows)
+
+    late = [dict(r, request_id=f"late-{i}", occurred_at=r["occurred_at"] - timedelta(days=40))
+            for i, r in enumerate(rows[:300])]
+    ingest.insert_events(engine, late)
+    assert rollups.pending_events(engine) == 300
+    assert rollups.refresh(engine, TZ).events == 300
+    assert rollups.verify(engine, TZ).ok
+
+    again = ingest.insert_events(engine, rows)
+    assert (again.inserted, again.duplicates) == (0, len(rows))
+    assert rollups.refresh(engine, TZ).mode == "up to date"
+    assert rollups.verify(engine, TZ).ok and rollups.is_current(engine, TZ)
+
+
+def test_timezone_change_rebuilds(engine, small_demo):
+    demo.load(engine, TZ, small_demo)
+    assert not rollups.verify(engine, "Europe/Moscow").ok
+    assert not rollups.is_current(engine, "Europe/Moscow")
+    assert rollups.refresh(engine, "Europe/Moscow").mode == "rebuild"
+    assert rollups.verify(engine, "Europe/Moscow").ok
+    expected = ranking(demo_frame(small_demo), "Europe/Moscow", NOW.date() - timedelta(days=6),
+                       NOW.date())
+    with queries.snapshot(engine) as connection:
+        got = list(queries.iter_ranking(
+            connection, DayRange(NOW.date() - timedelta(days=6), NOW.date())))
+    assert [(r.user_id, r.spend_nanos) for r in got] == list(
+        zip(expected["user_id"], expected["spend_nanos"], strict=True))
+
+
+def test_verify_reports_a_tampered_rollup(sqlite_engine, small_demo):
+    demo.load(sqlite_engine, TZ, small_demo)
+    with sqlite_engine.begin() as connection:
+        victim = connection.execute(daily_user_spend.select().limit(1)).mappings().first()
+        connection.execute(
+            update(daily_user_spend)
+            .where(daily_user_spend.c.day == victim["day"],
+                   daily_user_spend.c.user_id == victim["user_id"])
+            .values(cost_nanos=victim["cost_nanos"] + 1)
+        )
+    report = rollups.verify(sqlite_engine, TZ)
+    assert not report.ok
+    assert any(victim["user_id"] in line and line.startswith("daily") for line in
+               report.differences)
+    rollups.refresh(sqlite_engine, TZ, rebuild=True)
+    assert rollups.verify(sqlite_engine, TZ).ok
+
+
+def test_unpriced_calls_are_counted(sqlite_engine):
+    when = datetime(2026, 11, 2, 12)
+    ingest.insert_events(sqlite_engine, [
+        {"request_id": "a", "user_id": "u1", "occurred_at": when, "provider": "x",
+         "model": "mystery", "input_tokens": 5, "output_tokens": 5, "cached_input_tokens": 0,
+         "cost_nanos": None, "cost_source": "unpriced"},
+        {"request_id": "b", "user_id": "u1", "occurred_at": when, "provider": "openai",
+         "model": "gpt-4o", "input_tokens": 5, "output_tokens": 5, "cached_input_tokens": 0,
+         "cost_nanos": 70, "cost_source": "source"},
+    ])
+    rollups.refresh(sqlite_engine, "UTC")
+    with queries.snapshot(sqlite_engine) as connection:
+        totals = queries.period_totals(connection, DayRange(None, None))
+    assert (totals.spend_nanos, totals.events, totals.unpriced) == (70, 2, 1)
+    assert rollups.verify(sqlite_engine, "UTC").ok
