@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy.exc import OperationalError
+
 from tokenusage import database, demo, rollups
 from tokenusage.config import ConfigError, Settings, load_settings
 
@@ -97,4 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (ConfigError, database.DatabaseUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:
+        print(f"error: the database is not reachable: {str(exc.orig).splitlines()[0]}",
+              file=sys.stderr)
         return 2
