@@ -22,7 +22,8 @@ def test_demo_refresh_verify(tmp_path, capsys, monkeypatch):
 
     engine = database.make_engine(url)
     with engine.begin() as connection:
-        connection.execute(update(daily_user_spend).values(cost_nanos=daily_user_spend.c.cost_nanos + 1))
+        bump = daily_user_spend.c.cost_nanos + 1
+        connection.execute(update(daily_user_spend).values(cost_nanos=bump))
     assert main(["--db", url, "verify"]) == 1
     assert "differ" in capsys.readouterr().out
     assert main(["--db", url, "refresh", "--rebuild"]) == 0
