@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import NOW, demo_frame
 from tests.oracle import daily_totals, ranking
-from tokenusage import demo, ingest, queries, rollups
+from tokenusage import demo, ingest, queries, ranges, rollups
 from tokenusage.periods import DayRange, Period, resolve
 
 TZ = "Europe/Berlin"
@@ -36,9 +36,13 @@ PERIOD_CASES = [
 ]
 
 
+@pytest.mark.parametrize("stored", [False, True], ids=["computed", "stored"])
 @pytest.mark.parametrize(("period", "custom"), PERIOD_CASES)
-def test_ranking_matches_pandas_for_every_period(loaded, small_demo, period, custom):
+def test_ranking_matches_pandas_for_every_period(loaded, small_demo, period, custom, stored):
     days = resolve(period, ZoneInfo(TZ), custom, now=NOW)
+    if stored:
+        assert ranges.build(loaded, days) is True
+        assert ranges.build(loaded, days) is False  # built once
     expected = ranking(demo_frame(small_demo), TZ, days.start, days.end)
     got = full_ranking(loaded, days)
     assert [(r.rank, r.user_id, r.spend_nanos) for r in got] == list(
@@ -49,6 +53,8 @@ def test_ranking_matches_pandas_for_every_period(loaded, small_demo, period, cus
         totals = queries.period_totals(connection, days)
     assert totals.spend_nanos == int(expected["spend_nanos"].sum())
     assert totals.users == len(expected)
+    with queries.snapshot(loaded) as connection:
+        assert (ranges.stored(connection, days) is not None) == stored
 
 
 def test_range_total_equals_sum_of_its_days(loaded, small_demo):
@@ -63,8 +69,11 @@ def test_range_total_equals_sum_of_its_days(loaded, small_demo):
     assert len(series) == days.days
 
 
-def test_page_boundaries(loaded, small_demo):
+@pytest.mark.parametrize("stored", [False, True], ids=["computed", "stored"])
+def test_page_boundaries(loaded, small_demo, stored):
     days = resolve(Period.ALL, ZoneInfo(TZ), now=NOW)
+    if stored:
+        ranges.build(loaded, days)
     everyone = full_ranking(loaded, days)
     size = 25
     with queries.snapshot(loaded) as connection:
@@ -141,7 +150,10 @@ def test_search(people, search, expected):
     assert [r.user_id for r in got] == expected
 
 
-def test_rank_is_kept_under_search_and_zero_spend_is_not_ranked(people):
+@pytest.mark.parametrize("stored", [False, True], ids=["computed", "stored"])
+def test_rank_is_kept_under_search_and_zero_spend_is_not_ranked(people, stored):
+    if stored:
+        ranges.build(people, ALL)
     everyone = full_ranking(people, ALL)
     assert [r.user_id for r in everyone] == [f"u0{i}" for i in range(1, 9)]
     assert [r.rank for r in full_ranking(people, ALL, "carol")] == [4, 5]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import update
 
 from tests.conftest import NOW, demo_frame
 from tests.oracle import ranking
-from tokenusage import demo, ingest, queries, rollups
+from tokenusage import demo, ingest, queries, ranges, rollups
 from tokenusage.periods import DayRange
 from tokenusage.schema import daily_user_spend
 
@@ -90,3 +90,34 @@ def test_unpriced_calls_are_counted(sqlite_engine):
         totals = queries.period_totals(connection, DayRange(None, None))
     assert (totals.spend_nanos, totals.events, totals.unpriced) == (70, 2, 1)
     assert rollups.verify(sqlite_engine, "UTC").ok
+
+
+def test_refresh_drops_exactly_the_stored_ranges_it_changes(engine, small_demo):
+    rows = list(small_demo.event_rows())
+    ingest.upsert_users(engine, small_demo.users)
+    ingest.insert_events(engine, rows[:3000])
+    rollups.refresh(engine, TZ)
+    october = DayRange(date(2026, 10, 1), date(2026, 10, 31))
+    november = DayRange(date(2026, 11, 1), date(2026, 11, 30))
+    everything = DayRange(None, None)
+    for days in (october, november, everything):
+        assert ranges.build(engine, days)
+    ingest.insert_events(engine, [r for r in rows[3000:]
+                                  if r["occurred_at"] >= datetime(2026, 11, 2)])
+    rollups.refresh(engine, TZ)
+    with queries.snapshot(engine) as connection:
+        assert ranges.stored(connection, october) is not None
+        assert ranges.stored(connection, november) is None
+        assert ranges.stored(connection, everything) is None
+    added = [r for r in rows[3000:] if r["occurred_at"] >= datetime(2026, 11, 2)]
+    frame = demo_frame(small_demo)
+    ids = {r["request_id"] for r in rows[:3000]} | {r["request_id"] for r in added}
+    index = [f"demo-{small_demo.seed}-{i:09d}" in ids for i in range(len(frame))]
+    expected = ranking(frame[index], TZ, november.start, november.end)
+    ranges.build(engine, november)
+    with queries.snapshot(engine) as connection:
+        got = list(queries.iter_ranking(connection, november))
+        assert ranges.stored(connection, november) is not None
+    assert [(r.user_id, r.spend_nanos) for r in got] == list(
+        zip(expected["user_id"], expected["spend_nanos"], strict=True))
+    assert rollups.verify(engine, TZ).ok

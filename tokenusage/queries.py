@@ -10,25 +10,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, func, literal, over, select, union_all
+from sqlalchemy import Connection, Engine, Select, func, literal, over, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from tokenusage.periods import DayRange
-from tokenusage.rollups import month_start
+from tokenusage.ranges import build, range_key, spend_by_user, stored
 from tokenusage.schema import (
     annotations,
+    daily_totals,
     daily_user_spend,
-    monthly_user_spend,
+    range_rankings,
     rollup_state,
     usage_events,
-    user_spend_total,
     users,
 )
 
 PAGE_SIZES = (10, 25, 50, 100, 250, 500)
 DEFAULT_PAGE_SIZE = 25
-MAX_CHART_DAYS = 731
 
 
 @contextmanager
@@ -93,76 +93,6 @@ def _ranked_user(r) -> RankedUser:
                       r["plan"], int(r["spend"]), int(r["events"]), int(r["tokens"]))
 
 
-def _month_end(month: date) -> date:
-    return (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-
-
-def _pieces(days: DayRange) -> list[Select]:
-    """Per-user rows covering `days`: whole months from the monthly tier, edges from daily."""
-    values = ("cost_nanos", "events", "tokens", "unpriced")
-
-    def daily(start: date, end: date) -> Select:
-        d = daily_user_spend
-        return select(d.c.user_id, *(d.c[v] for v in values)).where(
-            d.c.day >= start, d.c.day <= end
-        )
-
-    if not days.is_bounded:
-        t = user_spend_total
-        return [select(t.c.user_id, *(t.c[v] for v in values))]
-    first_full = month_start(days.start)
-    if first_full < days.start:
-        first_full = _month_end(first_full) + timedelta(days=1)
-    last_full = month_start(days.end)
-    if _month_end(last_full) > days.end:
-        last_full = month_start(last_full - timedelta(days=1))
-    if first_full > last_full:
-        return [daily(days.start, days.end)]
-    m = monthly_user_spend
-    pieces = [
-        select(m.c.user_id, *(m.c[v] for v in values)).where(
-            m.c.month >= first_full, m.c.month <= last_full
-        )
-    ]
-    if days.start < first_full:
-        pieces.append(daily(days.start, first_full - timedelta(days=1)))
-    if days.end > _month_end(last_full):
-        pieces.append(daily(_month_end(last_full) + timedelta(days=1), days.end))
-    return pieces
-
-
-def spend_by_user(days: DayRange):
-    """Subquery: spend, calls, tokens and unpriced calls per user over `days`; spenders only."""
-    pieces = _pieces(days)
-    if len(pieces) == 1 and not days.is_bounded:
-        source = pieces[0].subquery("spend_rows")
-        return (
-            select(
-                source.c.user_id,
-                source.c.cost_nanos.label("spend"),
-                source.c.events,
-                source.c.tokens,
-                source.c.unpriced,
-            )
-            .where(source.c.cost_nanos > 0)
-            .subquery("spend")
-        )
-    source = (pieces[0] if len(pieces) == 1 else union_all(*pieces)).subquery("spend_rows")
-    spend = func.sum(source.c.cost_nanos)
-    return (
-        select(
-            source.c.user_id,
-            spend.label("spend"),
-            func.sum(source.c.events).label("events"),
-            func.sum(source.c.tokens).label("tokens"),
-            func.sum(source.c.unpriced).label("unpriced"),
-        )
-        .group_by(source.c.user_id)
-        .having(spend > 0)
-        .subquery("spend")
-    )
-
-
 def search_condition(search: str | None) -> ColumnElement[bool] | None:
     """Case-insensitive substring match on name, email and id; % and _ are literal."""
     needle = (search or "").replace("\n", " ").strip().casefold()
@@ -171,39 +101,35 @@ def search_condition(search: str | None) -> ColumnElement[bool] | None:
     return users.c.search_key.contains(needle, autoescape=True)
 
 
-def _ranked(days: DayRange):
+def _computed_ranking(days: DayRange):
     spend = spend_by_user(days)
     order = (spend.c.spend.desc(), spend.c.user_id.asc())
     return select(
+        func.row_number().over(order_by=order).label("rank"),
         spend.c.user_id,
         spend.c.spend,
         spend.c.events,
         spend.c.tokens,
-        func.row_number().over(order_by=order).label("rank"),
-        over(func.count()).label("period_users"),
-        over(func.sum(spend.c.spend)).label("period_spend"),
-        over(func.sum(spend.c.events)).label("period_events"),
-        over(func.sum(spend.c.tokens)).label("period_tokens"),
-        over(func.sum(spend.c.unpriced)).label("period_unpriced"),
     ).subquery("ranked")
 
 
-def _ranked_with_users(days: DayRange, search: str | None):
-    ranked = _ranked(days)
-    query = select(
-        ranked,
-        func.coalesce(users.c.name, literal("")).label("name"),
-        func.coalesce(users.c.email, literal("")).label("email"),
-        func.coalesce(users.c.plan, literal("")).label("plan"),
-    ).select_from(ranked.outerjoin(users, users.c.user_id == ranked.c.user_id))
-    condition = search_condition(search)
-    if condition is not None:
-        query = query.where(condition)
-    return query
+def _stored_ranking(days: DayRange):
+    r = range_rankings
+    return select(
+        r.c.rank, r.c.user_id, r.c.cost_nanos.label("spend"), r.c.events, r.c.tokens
+    ).where(r.c.range_key == range_key(days)).subquery("ranked")
+
+
+def _totals(summary: dict) -> Totals:
+    return Totals(summary["cost_nanos"], summary["users"], summary["events"], summary["tokens"],
+                  summary["unpriced"])
 
 
 def period_totals(connection: Connection, days: DayRange) -> Totals:
     """Spend, spenders, calls, tokens and unpriced calls of a period (search ignored)."""
+    summary = stored(connection, days)
+    if summary is not None:
+        return _totals(summary)
     spend = spend_by_user(days)
     row = connection.execute(
         select(
@@ -217,6 +143,23 @@ def period_totals(connection: Connection, days: DayRange) -> Totals:
     return Totals(*(int(v) for v in row))
 
 
+def _ranking(connection: Connection, days: DayRange) -> tuple[Any, Totals]:
+    """The period's ranking as a subquery (stored when built, else computed) and its totals."""
+    summary = stored(connection, days)
+    if summary is not None:
+        return _stored_ranking(days), _totals(summary)
+    return _computed_ranking(days), period_totals(connection, days)
+
+
+def _with_users(ranked) -> Select:
+    return select(
+        ranked,
+        func.coalesce(users.c.name, literal("")).label("name"),
+        func.coalesce(users.c.email, literal("")).label("email"),
+        func.coalesce(users.c.plan, literal("")).label("plan"),
+    ).select_from(ranked.outerjoin(users, users.c.user_id == ranked.c.user_id))
+
+
 def ranking_page(
     connection: Connection,
     days: DayRange,
@@ -226,37 +169,38 @@ def ranking_page(
 ) -> RankingPage:
     """One page of the spend ranking. Rank is the position in the whole period's ranking."""
     page = max(1, int(page))
-    filtered = _ranked_with_users(days, search).subquery("filtered")
-    query = (
+    offset = (page - 1) * page_size
+    ranked, totals = _ranking(connection, days)
+    query = _with_users(ranked)
+    condition = search_condition(search)
+    if condition is None:
+        result = connection.execute(
+            query.where(ranked.c.rank > offset).order_by(ranked.c.rank).limit(page_size)
+        ).mappings().all()
+        return RankingPage([_ranked_user(r) for r in result], totals.users, page, page_size,
+                           totals)
+    filtered = query.where(condition).subquery("filtered")
+    result = connection.execute(
         select(filtered, over(func.count()).label("matching"))
-        .order_by(filtered.c.rank)
-        .limit(page_size)
-        .offset((page - 1) * page_size)
-    )
-    result = connection.execute(query).mappings().all()
-    if not result:
-        matching = connection.execute(select(func.count()).select_from(filtered)).scalar()
-        return RankingPage([], int(matching), page, page_size, period_totals(connection, days))
-    first = result[0]
-    totals = Totals(
-        int(first["period_spend"]),
-        int(first["period_users"]),
-        int(first["period_events"]),
-        int(first["period_tokens"]),
-        int(first["period_unpriced"]),
-    )
-    rows = [_ranked_user(r) for r in result]
-    return RankingPage(rows, int(first["matching"]), page, page_size, totals)
+        .order_by(filtered.c.rank).limit(page_size).offset(offset)
+    ).mappings().all()
+    if result:
+        matching = int(result[0]["matching"])
+    else:
+        matching = int(connection.execute(select(func.count()).select_from(filtered)).scalar())
+    return RankingPage([_ranked_user(r) for r in result], matching, page, page_size, totals)
 
 
 def iter_ranking(
     connection: Connection, days: DayRange, search: str | None = None, chunk: int = 10_000
 ) -> Iterator[RankedUser]:
     """Every ranked user of the period (after search), in rank order, for export."""
-    filtered = _ranked_with_users(days, search).subquery("filtered")
-    result = connection.execution_options(yield_per=chunk).execute(
-        select(filtered).order_by(filtered.c.rank)
-    )
+    ranked, _ = _ranking(connection, days)
+    query = _with_users(ranked)
+    condition = search_condition(search)
+    if condition is not None:
+        query = query.where(condition)
+    result = connection.execution_options(yield_per=chunk).execute(query.order_by(ranked.c.rank))
     for r in result.mappings():
         yield _ranked_user(r)
 
@@ -271,8 +215,8 @@ class SeriesPoint:
 
 def data_bounds(connection: Connection) -> tuple[date | None, date | None]:
     """First and last business day that has any rolled-up usage."""
-    d = daily_user_spend
-    first, last = connection.execute(select(func.min(d.c.day), func.max(d.c.day))).one()
+    t = daily_totals
+    first, last = connection.execute(select(func.min(t.c.day), func.max(t.c.day))).one()
     return first, last
 
 
@@ -284,14 +228,14 @@ def daily_series(connection: Connection, days: DayRange, user_id: str | None = N
         start, end = data_bounds(connection)
         if start is None:
             return []
-    d = daily_user_spend
-    query = (
-        select(d.c.day, func.sum(d.c.cost_nanos), func.sum(d.c.events), func.count())
-        .where(d.c.day >= start, d.c.day <= end)
-        .group_by(d.c.day)
-    )
-    if user_id is not None:
-        query = query.where(d.c.user_id == user_id)
+    if user_id is None:
+        t = daily_totals
+        query = select(t.c.day, t.c.cost_nanos, t.c.events, t.c.users)
+    else:
+        d = daily_user_spend
+        query = select(d.c.day, d.c.cost_nanos, d.c.events, literal(1)).where(
+            d.c.user_id == user_id)
+    query = query.where(query.selected_columns[0] >= start, query.selected_columns[0] <= end)
     found = {row[0]: row for row in connection.execute(query)}
     points = []
     day = start
@@ -323,13 +267,11 @@ def user_profile(connection: Connection, user_id: str) -> UserProfile | None:
 
 def user_rank(connection: Connection, days: DayRange, user_id: str) -> RankedUser | None:
     """The user's place in the period's ranking, or None when they spent nothing."""
-    filtered = _ranked_with_users(days, None).subquery("filtered")
+    ranked, _ = _ranking(connection, days)
     row = connection.execute(
-        select(filtered).where(filtered.c.user_id == user_id)
+        _with_users(ranked).where(ranked.c.user_id == user_id)
     ).mappings().first()
-    if row is None:
-        return None
-    return _ranked_user(row)
+    return _ranked_user(row) if row else None
 
 
 @dataclass(frozen=True)
@@ -399,11 +341,14 @@ def ranking_overview(
     engine: Engine, days: DayRange, search: str | None, page: int, page_size: int
 ) -> RankingOverview:
     """The ranking page's data; a page past the end falls back to the last page."""
+    previous_range = days.previous()
+    for wanted in (days, previous_range):
+        if wanted is not None:
+            build(engine, wanted)
     with snapshot(engine) as connection:
         result = ranking_page(connection, days, search, page, page_size)
         if not result.rows and result.matching and page > result.pages:
             result = ranking_page(connection, days, search, result.pages, page_size)
-        previous_range = days.previous()
         previous = period_totals(connection, previous_range) if previous_range else None
         series = daily_series(connection, days)
         marks = annotations_between(connection, days.start, days.end)

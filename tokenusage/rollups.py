@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -36,8 +37,11 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tokenusage.periods import day_start_utc, local_day
 from tokenusage.schema import (
+    daily_totals,
     daily_user_spend,
     monthly_user_spend,
+    range_rankings,
+    range_summaries,
     rollup_delta,
     rollup_state,
     usage_events,
@@ -210,8 +214,35 @@ def _rebuild_totals(connection: Connection, users_from_delta: bool) -> None:
     )
 
 
+def _rebuild_day_totals(connection: Connection, first: date | None, last: date | None) -> None:
+    d = daily_user_spend
+    query = select(d.c.day, *_aggregates(d, False), func.count().label("users")).group_by(d.c.day)
+    wipe = delete(daily_totals)
+    if first is not None:
+        query = query.where(d.c.day >= first, d.c.day <= last)
+        wipe = wipe.where(daily_totals.c.day >= first, daily_totals.c.day <= last)
+    connection.execute(wipe)
+    connection.execute(
+        insert(daily_totals).from_select(["day", *VALUE_COLUMNS, "users"], query)
+    )
+
+
+def _drop_ranges(connection: Connection, first: date | None, last: date | None) -> None:
+    """Drop stored range rankings containing a day of [first, last] (None: all of them)."""
+    s = range_summaries
+    query = select(s.c.range_key)
+    if first is not None:
+        query = query.where(or_(s.c.start_day.is_(None),
+                                and_(s.c.start_day <= last, s.c.end_day >= first)))
+    keys = connection.execute(query).scalars().all()
+    if keys:
+        connection.execute(delete(range_rankings).where(range_rankings.c.range_key.in_(keys)))
+        connection.execute(delete(s).where(s.c.range_key.in_(keys)))
+
+
 def clear(connection: Connection) -> None:
-    for table in (rollup_delta, user_spend_total, monthly_user_spend, daily_user_spend):
+    for table in (rollup_delta, user_spend_total, monthly_user_spend, daily_user_spend,
+                  daily_totals, range_rankings, range_summaries):
         connection.execute(delete(table))
 
 
@@ -240,12 +271,15 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False) -> RefreshR
                 connection.execute(insert(daily_user_spend).from_select(columns, by_day))
                 _rebuild_months(connection, first, last, users_from_delta=False)
                 _rebuild_totals(connection, users_from_delta=False)
+                _rebuild_day_totals(connection, None, None)
             else:
                 connection.execute(delete(rollup_delta))
                 connection.execute(insert(rollup_delta).from_select(columns, by_day))
                 _merge_delta(connection, first, last)
                 _rebuild_months(connection, first, last, users_from_delta=True)
                 _rebuild_totals(connection, users_from_delta=True)
+                _rebuild_day_totals(connection, first, last)
+                _drop_ranges(connection, first, last)
                 connection.execute(delete(rollup_delta))
             count = connection.execute(
                 select(func.count()).select_from(usage_events)
@@ -365,10 +399,12 @@ def verify(engine: Engine, timezone: str) -> VerifyReport:
         month=[month_start(d) for d in expected_daily["day"]]
     ).groupby(["month", "user_id"])[list(VALUE_COLUMNS)].sum().reset_index()
     expected_totals = expected_daily.groupby("user_id")[list(VALUE_COLUMNS)].sum().reset_index()
+    expected_days = expected_daily.groupby("day")[list(VALUE_COLUMNS)].sum().reset_index()
     _compare("daily", ["day", "user_id"], expected_daily,
              _table_frame(engine, daily_user_spend, ["day", "user_id"]), report)
     _compare("monthly", ["month", "user_id"], expected_monthly,
              _table_frame(engine, monthly_user_spend, ["month", "user_id"]), report)
     _compare("total", ["user_id"], expected_totals,
              _table_frame(engine, user_spend_total, ["user_id"]), report)
+    _compare("day", ["day"], expected_days, _table_frame(engine, daily_totals, ["day"]), report)
     return report

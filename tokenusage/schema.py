@@ -117,6 +117,38 @@ user_spend_total = Table(
     *_spend_columns(),
 )
 
+daily_totals = Table(
+    "daily_totals",
+    metadata,
+    Column("day", Date(), primary_key=True),
+    *_spend_columns(),
+    Column("users", BigInteger(), nullable=False),
+)
+
+# Materialised rankings of day ranges ("all" for all time), built on first use and
+# dropped by a refresh that changes any of their days.
+range_summaries = Table(
+    "range_summaries",
+    metadata,
+    Column("range_key", String(32), primary_key=True),
+    Column("start_day", Date(), nullable=True),
+    Column("end_day", Date(), nullable=True),
+    *_spend_columns(),
+    Column("users", BigInteger(), nullable=False),
+    Column("built_at", DateTime(), nullable=False),
+)
+
+range_rankings = Table(
+    "range_rankings",
+    metadata,
+    Column("range_key", String(32), nullable=False),
+    Column("rank", BigInteger(), nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    *_spend_columns(),
+    PrimaryKeyConstraint("range_key", "rank"),
+    Index("ix_range_rankings_user", "range_key", "user_id"),
+)
+
 # Scratch table the refresh stages one batch of per-day deltas in.
 rollup_delta = Table(
     "rollup_delta",
@@ -127,4 +159,4 @@ rollup_delta = Table(
     PrimaryKeyConstraint("day", "user_id"),
 )
 
-ROLLUP_TABLES = (daily_user_spend, monthly_user_spend, user_spend_total)
+ROLLUP_TABLES = (daily_user_spend, monthly_user_spend, user_spend_total, daily_totals)

@@ -109,6 +109,30 @@ def upgrade() -> None:
         *_spend_columns(),
     )
     op.create_table(
+        "daily_totals",
+        sa.Column("day", sa.Date(), primary_key=True),
+        *_spend_columns(),
+        sa.Column("users", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
+        "range_summaries",
+        sa.Column("range_key", sa.String(32), primary_key=True),
+        sa.Column("start_day", sa.Date(), nullable=True),
+        sa.Column("end_day", sa.Date(), nullable=True),
+        *_spend_columns(),
+        sa.Column("users", sa.BigInteger(), nullable=False),
+        sa.Column("built_at", sa.DateTime(), nullable=False),
+    )
+    op.create_table(
+        "range_rankings",
+        sa.Column("range_key", sa.String(32), nullable=False),
+        sa.Column("rank", sa.BigInteger(), nullable=False),
+        sa.Column("user_id", USER_ID, nullable=False),
+        *_spend_columns(),
+        sa.PrimaryKeyConstraint("range_key", "rank"),
+    )
+    op.create_index("ix_range_rankings_user", "range_rankings", ["range_key", "user_id"])
+    op.create_table(
         "rollup_delta",
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("user_id", USER_ID, nullable=False),
@@ -120,6 +144,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "rollup_delta",
+        "range_rankings",
+        "range_summaries",
+        "daily_totals",
         "user_spend_total",
         "monthly_user_spend",
         "daily_user_spend",
