@@ -160,3 +160,18 @@ rollup_delta = Table(
 )
 
 ROLLUP_TABLES = (daily_user_spend, monthly_user_spend, user_spend_total, daily_totals)
+
+# Local prices (negotiated or self-hosted models), in nano-dollars per million tokens.
+# They win over genai-prices for events at or after `effective_from` (naive UTC).
+price_overrides = Table(
+    "price_overrides",
+    metadata,
+    Column("id", ID_TYPE, primary_key=True),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("effective_from", DateTime(), nullable=False),
+    Column("input_nanos_per_mtok", BigInteger(), nullable=False),
+    Column("cached_input_nanos_per_mtok", BigInteger(), nullable=False),
+    Column("output_nanos_per_mtok", BigInteger(), nullable=False),
+    Index("ix_price_overrides_model", "provider", "model"),
+)
