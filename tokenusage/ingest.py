@@ -67,9 +67,35 @@ def _user_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _existing(connection: Connection, column, keys: Iterable[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in batched(sorted(set(keys)), 1_000):
+    for chunk in batched(sorted(set(keys)), 5_000):
         found.update(connection.execute(select(column).where(column.in_(chunk))).scalars())
     return found
+
+
+def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows through the driver's executemany, with SQLAlchemy's own type
+    conversions but without its per-row statement bookkeeping (several times faster)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    compiled = insert(table).compile(dialect=connection.dialect, column_keys=columns)
+    processors = {
+        name: processor
+        for name in columns
+        if (processor := table.c[name].type._cached_bind_processor(connection.dialect))
+    }
+
+    def value(row: dict[str, Any], key: str) -> Any:
+        raw = row.get(key)
+        return processors[key](raw) if key in processors else raw
+
+    if compiled.positional:
+        order = [compiled.binds[name].key for name in compiled.positiontup]
+        params: list[Any] = [tuple(value(row, k) for k in order) for row in rows]
+    else:
+        names = {compiled.binds[name].key: name for name in compiled.binds}
+        params = [{names[k]: value(row, k) for k in columns} for row in rows]
+    connection.exec_driver_sql(compiled.string, params)
 
 
 def upsert_users(engine: Engine, rows: Iterable[Mapping[str, Any]]) -> IngestStats:
@@ -132,8 +158,7 @@ def _insert_new(
             new = [row for k, row in unique.items() if k not in known]
             if prepare and new:
                 prepare(connection, new)
-            if new:
-                connection.execute(insert(table), new)
+            insert_rows(connection, table, new)
         batch_stats = IngestStats(read=len(batch), inserted=len(new),
                                   duplicates=len(batch) - len(new))
         stats.add(batch_stats)
