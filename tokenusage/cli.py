@@ -202,6 +202,14 @@ def cmd_reprice(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tokenusage import bench
+
+    size = bench.Size(users=args.users, events=args.events, days=args.days, seed=args.seed)
+    return bench.run(args.db, size, load_settings().timezone, args.runs, args.search,
+                     args.new_events)
+
+
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import users, events or payments from CSV or JSON Lines")
     p.add_argument("kind", choices=importer.KINDS)
@@ -255,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("verify", help="compare the rollups with the raw events"
                    ).set_defaults(func=cmd_verify)
     _add_data_commands(sub)
+    p = sub.add_parser("bench", help="build (or reuse) a large demo database and print "
+                       "latency, render, refresh, import and memory figures")
+    p.add_argument("--users", type=int, default=100_000)
+    p.add_argument("--events", type=int, default=10_000_000)
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--runs", type=int, default=15, help="timed runs per query")
+    p.add_argument("--search", default="smith", help="search term to time")
+    p.add_argument("--new-events", type=int, default=100_000,
+                   help="events to import before timing the refresh")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -227,7 +227,7 @@ def _rebuild_day_totals(connection: Connection, first: date | None, last: date |
     )
 
 
-def _drop_ranges(connection: Connection, first: date | None, last: date | None) -> None:
+def drop_ranges(connection: Connection, first: date | None, last: date | None) -> None:
     """Drop stored range rankings containing a day of [first, last] (None: all of them)."""
     s = range_summaries
     query = select(s.c.range_key)
@@ -279,7 +279,7 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False) -> RefreshR
                 _rebuild_months(connection, first, last, users_from_delta=True)
                 _rebuild_totals(connection, users_from_delta=True)
                 _rebuild_day_totals(connection, first, last)
-                _drop_ranges(connection, first, last)
+                drop_ranges(connection, first, last)
                 connection.execute(delete(rollup_delta))
             count = connection.execute(
                 select(func.count()).select_from(usage_events)
