@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +54,29 @@ def validate_profile_url(template: str) -> str:
     return template
 
 
+SECRETS_FILE = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+
+
+def read_secrets_file(path: Path = SECRETS_FILE) -> dict[str, Any]:
+    """The Streamlit secrets file, for code running outside Streamlit (the CLI)."""
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None
 ) -> Settings:
-    """Build settings: environment variables win over `secrets`, which win over defaults."""
+    """Build settings: environment variables win over `secrets`, which win over defaults.
+
+    Without `secrets`, `.streamlit/secrets.toml` is read when it exists.
+    """
     env = os.environ if environ is None else environ
-    secrets = secrets or {}
+    secrets = read_secrets_file() if secrets is None else secrets
     secret_url = (secrets.get("connections") or {}).get("tokenusage", {}).get("url")
     db_url = env.get("TOKENUSAGE_DB_URL") or secret_url or DEFAULT_DB_URL
     timezone = validate_timezone(env.get("TOKENUSAGE_TIMEZONE") or "UTC")
