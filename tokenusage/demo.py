@@ -38,7 +38,7 @@ FIRST_NAMES_CYRILLIC = [
     ("Анна", "anna"), ("Иван", "ivan"), ("Мария", "maria"), ("Дмитрий", "dmitry"),
     ("Елена", "elena"), ("Алексей", "alexey"), ("Ольга", "olga"), ("Сергей", "sergey"),
     ("Наталья", "natalya"), ("Михаил", "mikhail"), ("Юлия", "yulia"), ("Андрей", "andrey"),
-    ("Татьяна", "tatyana"), ("Павел", "pavel"), ("Ксения", "ksenia"), ("Ёжи", "yozhi"),
+    ("Татьяна", "tatyana"), ("Павел", "pavel"), ("Ксения", "ksenia"), ("Егор", "yegor"),
 ]
 LAST_NAMES_CYRILLIC = [
     ("Иванов", "ivanov"), ("Смирнов", "smirnov"), ("Кузнецов", "kuznetsov"),
