@@ -117,12 +117,19 @@ def test_lookups_are_cached_per_model_and_day(monkeypatch):
     for n in range(3_000):
         when = datetime(2025, 5, 1 + n % 3, n % 24)
         book.cost_nanos("openai", "gpt-4o-2024-08-06", when, 1_000 + n, 100, n % 500)
-    assert len(calls) <= 1 + 3 * 8
+    assert len(calls) <= 1 + 3 * 15  # a few lookups per model and day, not per event
 
     calls.clear()
-    for n in range(50):
-        book.cost_nanos("anthropic", "claude-sonnet-4-6", datetime(2026, 1, 5), 1_000 + n, 10, 0)
-    assert 50 <= len(calls) <= 50 + 8  # tiered: one exact calculation per event
+    for n in range(500):  # tiered: flat prices per tier, both tiers used
+        book.cost_nanos("anthropic", "claude-sonnet-4-6", datetime(2026, 1, 5), 1_000 + n * 997,
+                        10, 0)
+    assert len(calls) <= 1 + 2 * 15
+
+    calls.clear()
+    for n in range(50):  # time-of-day prices: one exact calculation per event
+        book.cost_nanos("deepseek", "deepseek-v4-flash", datetime(2026, 9, 20, n % 24), 1_000, 10,
+                        0)
+    assert 50 <= len(calls) <= 50 + 15
     prices.clear_cache()
 
 

@@ -41,6 +41,7 @@ LATEST = datetime(2100, 1, 1)
 FUTURE_TOLERANCE = timedelta(days=1)
 SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,11 @@ def parse_text(value: Any, name: str, max_length: int, required: bool = False) -
 
 def parse_count(value: Any, name: str, default: int | None = None) -> int:
     """A token count: a whole, non-negative number (an integer or a string of digits)."""
+    if type(value) is str and value.isascii() and value.isdigit():
+        number = int(value)
+        if number > MAX_BIGINT:
+            raise RowError(f"{name}: too large")
+        return number
     if _is_blank(value):
         if default is None:
             raise RowError(f"{name}: empty")
@@ -121,7 +127,7 @@ def parse_count(value: Any, name: str, default: int | None = None) -> int:
         number = value
     elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         number = int(value)
-    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+    elif isinstance(value, str) and _INTEGER.fullmatch(value):
         number = int(value)
     else:
         raise RowError(f"{name}: not a whole number: {_show(value)}")

@@ -2,15 +2,16 @@
 
 `PriceBook` prices one event from its provider, model, time and token counts. Prices
 from genai-prices are looked up once per (provider, model, UTC day) and applied as
-integer unit prices when that is exact (flat per-token prices); models with tiered,
-time-of-day or per-request prices are priced one event at a time with `calc_price`.
+integer unit prices per price tier, after checking that they reproduce `calc_price`
+exactly; models with time-of-day or per-request prices are priced one event at a time
+with `calc_price`.
 Local overrides (table `price_overrides`) win for events at or after their effective
 time. `reprice` recomputes stored computed and unpriced costs after a price change.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -29,8 +30,6 @@ MILLION = 1_000_000
 REPRICE_BATCH_SIZE = 5_000
 REPRICED_SOURCES = ("computed", "unpriced")
 _PROBE = 1_000
-# (input, output, cached input) usages on which flat unit prices must match calc_price exactly.
-_CHECKS = ((0, 0, 0), (123_457, 23_456, 7_891), (9_999, 9_999, 1))
 
 
 @dataclass(frozen=True)
@@ -79,19 +78,38 @@ def _aware(moment: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class GenaiQuote:
-    """genai-prices' prices of one model on one UTC day.
+    """genai-prices' prices of one model on one UTC day, as flat prices per tier.
 
-    `prices` are the base unit prices. When `linear` is false (tiered, time-of-day or
-    per-request prices, or prices finer than a nano-dollar per million tokens) events are
-    priced one by one with `calc_price`, so the cost stays exact.
+    A tiered model's price depends on the call's input tokens: `tiers` holds the tier
+    starts and `regions` the flat unit prices of each tier (the first is the base
+    price). A region is None, and `per_event` true for every call, when flat prices would
+    not be exact (time-of-day or per-request prices, sub-nano-dollar unit prices); such
+    calls are priced with `calc_price` itself.
     """
 
     provider_id: str | None
     model_ref: str
-    prices: UnitPrices
-    linear: bool
     model_id: str
     provider_name: str
+    tiers: tuple[int, ...]
+    regions: tuple[UnitPrices | None, ...]
+    per_event: bool
+    base: UnitPrices
+
+    @property
+    def prices(self) -> UnitPrices:
+        return self.regions[0] or self.base
+
+    @property
+    def linear(self) -> bool:
+        """Whether every call is priced from flat unit prices (no tiers, no exceptions)."""
+        return not self.per_event and not self.tiers and self.regions[0] is not None
+
+    def region_prices(self, input_tokens: int) -> UnitPrices | None:
+        """Flat prices for a call with `input_tokens`, or None to price it with calc_price."""
+        if self.per_event:
+            return None
+        return self.regions[bisect_left(self.tiers, input_tokens)]
 
 
 def _calc(ref: tuple[str | None, str], when: datetime, input_tokens: int = 0,
@@ -126,9 +144,38 @@ def resolve_model(provider: str, model: str) -> tuple[str | None, str] | None:
     return None
 
 
-def _exact_nanos(usd: Decimal) -> int | None:
-    nanos = usd * NANOS_PER_USD
+def _per_mtok_nanos(usd_per_token: Decimal) -> int | None:
+    nanos = usd_per_token * MILLION * NANOS_PER_USD
     return int(nanos) if nanos == nanos.to_integral_value() else None
+
+
+def _region(ref: tuple[str | None, str], when: datetime, low: int, high: int,
+            ) -> UnitPrices | None:
+    """Flat unit prices for calls with low <= input tokens <= high, if exactly right there."""
+    if high <= low:
+        return None
+
+    def total(i: int, o: int = 0, c: int = 0) -> Decimal:
+        return _calc(ref, when, i, o, c).total_price
+
+    at_low, at_high = total(low), total(high)
+    per_input = (at_high - at_low) / (high - low)
+    fee = at_low - low * per_input
+    if fee:
+        return None
+    per_cached = total(high, 0, high) / high
+    per_output = (total(low, _PROBE) - at_low) / _PROBE
+    nanos = [_per_mtok_nanos(value) for value in (per_input, per_cached, per_output)]
+    if any(value is None for value in nanos):
+        return None
+    prices = UnitPrices(*nanos)
+    middle = low + (high - low) // 2
+    checks = ((low, 0, 0), (high, 0, 0), (high, 7_891, high // 3), (middle, 23_456, middle),
+              (middle, 1, middle // 7))
+    if all(to_nanos(_calc(ref, when, i, o, c).total_price) == prices.cost_nanos(i, o, c)
+           for i, o, c in checks):
+        return prices
+    return None
 
 
 @lru_cache(maxsize=65_536)
@@ -139,31 +186,32 @@ def genai_quote(provider: str, model: str, day: date) -> GenaiQuote | None:
         return None
     when = datetime.combine(day, time(), UTC)
     zero = _calc(ref, when)
-    linear = not any(isinstance(v, TieredPrices) for v in vars(zero.model_price).values())
-    if isinstance(zero.model.prices, list):
-        linear = linear and not any(isinstance(c.constraint, TimeOfDateConstraint)
-                                    for c in zero.model.prices)
-    per_million = [
-        (_calc(ref, when, **usage).total_price - zero.total_price) * (MILLION // _PROBE)
+    tiers = sorted({tier.start for value in vars(zero.model_price).values()
+                    if isinstance(value, TieredPrices) for tier in value.tiers})
+    per_event = isinstance(zero.model.prices, list) and any(
+        isinstance(c.constraint, TimeOfDateConstraint) for c in zero.model.prices)
+    bounds = [0, *(start + 1 for start in tiers)]
+    regions = tuple(
+        None if per_event else _region(ref, when, low, tiers[k] if k < len(tiers)
+                                       else max(low, _PROBE) * 1_000)
+        for k, low in enumerate(bounds)
+    )
+    base = regions[0] or UnitPrices(*(
+        to_nanos((_calc(ref, when, **usage).total_price - zero.total_price) * (MILLION // _PROBE))
         for usage in ({"input_tokens": _PROBE},
                       {"input_tokens": _PROBE, "cached_input_tokens": _PROBE},
                       {"output_tokens": _PROBE})
-    ]
-    prices = UnitPrices(*(to_nanos(value) for value in per_million))
-    linear = linear and all(_exact_nanos(value) is not None for value in per_million)
-    if linear:
-        linear = all(
-            to_nanos(_calc(ref, when, i, o, c).total_price) == prices.cost_nanos(i, o, c)
-            for i, o, c in _CHECKS
-        )
-    return GenaiQuote(ref[0], ref[1], prices, linear, zero.model.id, zero.provider.id)
+    ))
+    return GenaiQuote(ref[0], ref[1], zero.model.id, zero.provider.id, tuple(tiers), regions,
+                      per_event, base)
 
 
 def genai_cost_nanos(quote: GenaiQuote, when: datetime, input_tokens: int, output_tokens: int,
                      cached_input_tokens: int) -> int:
     """The cost of one event with genai-prices, exact for every kind of price."""
-    if quote.linear:
-        return quote.prices.cost_nanos(input_tokens, output_tokens, cached_input_tokens)
+    flat = quote.region_prices(input_tokens)
+    if flat is not None:
+        return flat.cost_nanos(input_tokens, output_tokens, cached_input_tokens)
     calc = _calc((quote.provider_id, quote.model_ref), when, input_tokens, output_tokens,
                  cached_input_tokens)
     return to_nanos(calc.total_price)
