@@ -400,3 +400,23 @@ def test_progress_reports_the_share_of_the_file(sqlite_engine, tmp_path):
     assert [read for read, _ in seen] == [10, 20, 30, 40]
     assert seen[-1][1] == 1.0
     assert all(0 < fraction <= 1 for _, fraction in seen)
+
+
+def test_truncated_gzip_stops_and_a_repaired_file_completes(sqlite_engine, tmp_path):
+    lines = "".join(json.dumps({
+        "request_id": f"t{i:05d}", "user_id": f"u{i % 7}", "occurred_at": "2026-11-01T10:00:00",
+        "provider": "openai", "model": "gpt-4o", "input_tokens": i, "output_tokens": 1,
+        "cost_usd": "0.001"}) + "\n" for i in range(3_000))
+    whole = gzip.compress(lines.encode())
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(ImportFileError, match="cannot read the rest of the file"):
+        import_file(sqlite_engine, "events", path, timezone=TZ, batch_size=100)
+    partial = count(sqlite_engine, usage_events)
+    assert 0 < partial < 3_000 and partial % 100 == 0
+
+    path.write_bytes(whole)
+    result = import_file(sqlite_engine, "events", path, timezone=TZ, batch_size=100)
+    assert (result.imported, result.duplicates) == (3_000 - partial, partial)
+    assert count(sqlite_engine, usage_events) == 3_000
+    assert rollups.verify(sqlite_engine, TZ).ok

@@ -359,12 +359,18 @@ class Source:
         try:
             yield from self._records
         except (OSError, EOFError, zlib.error) as exc:
-            raise ImportFileError(f"{self.path}: cannot read past this point: {exc}") from exc
+            raise ImportFileError(
+                f"{self.path}: cannot read the rest of the file: {exc}. The complete batches "
+                f"before this point were imported; importing the repaired file again is safe"
+            ) from exc
 
     def _csv(self, spec: Spec) -> Iterator[Record]:
         lines = _Capture(self._text)
         reader = csv.reader(lines)
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise ImportFileError(f"{self.path}: bad header: {exc}") from exc
         if header is None:
             raise ImportFileError(f"{self.path}: the file is empty (expected a header line)")
         names = [name.strip().lower() for name in header]
