@@ -73,35 +73,41 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1
 
 
-def _progress_line(label: str) -> tuple[list[bool], object]:
-    shown = [False]
+class _ProgressLine:
+    """One progress line on stderr, rewritten in place; `end` moves past it."""
 
-    def show(done: int, fraction: float | None = None) -> None:
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.shown = False
+
+    def show(self, done: int, fraction: float | None = None) -> None:
         share = f" ({fraction:.0%})" if fraction is not None else ""
-        print(f"\r  {label}: {done:,} rows{share}", end="", file=sys.stderr, flush=True)
-        shown[0] = True
+        print(f"\r  {self.label}: {done:,} rows{share}", end="", file=sys.stderr, flush=True)
+        self.shown = True
 
-    return shown, show
+    def end(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+            self.shown = False
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = database.make_engine(settings.db_url)
     database.upgrade(engine)
-    shown, show = _progress_line(args.kind)
+    line = _ProgressLine(args.kind)
     try:
         result = importer.import_file(
             engine, args.kind, args.file, timezone=settings.timezone,
             batch_size=args.batch_size,
-            progress=lambda r, fraction: show(r.read, fraction),
+            progress=lambda r, fraction: line.show(r.read, fraction),
         )
     except importer.ImportFileError as exc:
-        if shown[0]:
-            print(file=sys.stderr)
+        line.end()
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if shown[0]:
-        print(file=sys.stderr)
+    finally:
+        line.end()
     print(result.summary())
     return 0 if result.ok else 1
 
@@ -186,11 +192,12 @@ def cmd_reprice(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = database.make_engine(settings.db_url)
     database.upgrade(engine)
-    shown, show = _progress_line("repriced")
-    result = prices.reprice(engine, settings.timezone, batch_size=args.batch_size,
-                            on_batch=lambda r: show(r.checked))
-    if shown[0]:
-        print(file=sys.stderr)
+    line = _ProgressLine("repriced")
+    try:
+        result = prices.reprice(engine, settings.timezone, batch_size=args.batch_size,
+                                on_batch=lambda r: line.show(r.checked))
+    finally:
+        line.end()
     print(f"repriced {result.checked:,} events with computed or missing prices: "
           f"{result.changed:,} changed, {result.computed:,} priced, "
           f"{result.unpriced:,} still without a price")

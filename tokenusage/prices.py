@@ -297,7 +297,7 @@ def set_override(
         raise ValueError("provider is limited to 64 characters and model to 128")
     if not isinstance(effective_from, datetime):
         effective_from = datetime.combine(effective_from, time())
-    start = as_utc_naive(effective_from)
+    start = as_utc_naive(effective_from).replace(microsecond=0)
     input_nanos = usd_per_mtok_to_nanos(input_usd, "input")
     cached = (input_nanos if cached_input_usd is None
               else usd_per_mtok_to_nanos(cached_input_usd, "cached input"))
