@@ -507,11 +507,11 @@ def _same_time(stored: datetime | None, new: datetime | None) -> bool:
 def _write_users(engine: Engine, batch: list[dict[str, Any]]) -> ingest.IngestStats:
     """Upsert the users of one batch that are new or differ from what is stored."""
     latest = {row["user_id"]: row for row in batch}
+    stored = {}
     with engine.connect() as connection:
-        stored = {
-            r.user_id: r for r in connection.execute(
-                select(users).where(users.c.user_id.in_(list(latest))))
-        }
+        for chunk in ingest.batched(latest, 1_000):
+            stored.update((r.user_id, r) for r in connection.execute(
+                select(users).where(users.c.user_id.in_(chunk))))
     changed = [
         row for uid, row in latest.items()
         if uid not in stored or stored[uid].is_placeholder
