@@ -316,6 +316,11 @@ def test_prices_and_reprice_commands(sqlite_engine, capsys):
     out = capsys.readouterr().out
     assert "genai-prices: openai/gpt-4o: input $2.50, cached input $1.25, output $10.00" in out
     assert "applies: genai-prices" in out
+    assert main(["--db", url, "prices", "show", "gemini-2.5-pro", "--at", "2025-08-01"]) == 0
+    quote = prices.genai_quote("", "gemini-2.5-pro", date(2025, 8, 1))
+    tier = quote.regions[1]
+    assert f"above {quote.tiers[0]:,} input tokens: input ${prices.format_per_mtok(tier.input)}" \
+        in capsys.readouterr().out
     assert main(["--db", url, "prices", "show", "llama-local", "--provider", "acme"]) == 0
     out = capsys.readouterr().out
     assert "genai-prices: no price known" in out and "applies: override" in out

@@ -160,9 +160,13 @@ def cmd_prices(args: argparse.Namespace) -> int:
         if quote is None:
             print("  genai-prices: no price known")
         else:
-            note = "" if quote.linear else " (tiered or time-dependent: events priced one by one)"
             print(f"  genai-prices: {quote.provider_name}/{quote.model_id}: "
-                  f"{_describe_prices(quote.prices)}{note}")
+                  f"{_describe_prices(quote.prices)}")
+            for start, region in zip(quote.tiers, quote.regions[1:], strict=True):
+                if region is not None:
+                    print(f"    above {start:,} input tokens: {_describe_prices(region)}")
+            if quote.per_event or None in quote.regions:
+                print("    prices vary by time of day or per call: events are priced one by one")
         if info.override is not None:
             found = info.override
             print(f"  override #{found.id} from {found.effective_from:%Y-%m-%d %H:%M}: "

@@ -82,8 +82,8 @@ class GenaiQuote:
 
     A tiered model's price depends on the call's input tokens: `tiers` holds the tier
     starts and `regions` the flat unit prices of each tier (the first is the base
-    price). A region is None, and `per_event` true for every call, when flat prices would
-    not be exact (time-of-day or per-request prices, sub-nano-dollar unit prices); such
+    price). `per_event` is true for time-of-day prices, and a region is None where flat
+    prices would not be exact (per-request fees, sub-nano-dollar unit prices); those
     calls are priced with `calc_price` itself.
     """
 
@@ -99,11 +99,6 @@ class GenaiQuote:
     @property
     def prices(self) -> UnitPrices:
         return self.regions[0] or self.base
-
-    @property
-    def linear(self) -> bool:
-        """Whether every call is priced from flat unit prices (no tiers, no exceptions)."""
-        return not self.per_event and not self.tiers and self.regions[0] is not None
 
     def region_prices(self, input_tokens: int) -> UnitPrices | None:
         """Flat prices for a call with `input_tokens`, or None to price it with calc_price."""
