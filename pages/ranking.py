@@ -13,7 +13,7 @@ filters = web.current_filters()
 web.write_url(filters, viewstate.KEYS)
 
 st.title("Token spend")
-if web.is_demo(engine):
+if web.is_demo(config, engine):
     st.info("You are looking at generated demo data. Import your own with "
             "`python -m tokenusage import events FILE`.", icon=":material/science:")
 web.show_url_notices()

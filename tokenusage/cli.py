@@ -5,18 +5,27 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError
 
-from tokenusage import database, demo, importer, prices, rollups
+from tokenusage import database, demo, importer, prices, rollups, source
 from tokenusage.config import ConfigError, Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings()
     if getattr(args, "db", None):
-        settings = Settings(args.db, settings.timezone, settings.profile_url)
+        settings = replace(settings, db_url=args.db)
+    return settings
+
+
+def _writable(settings: Settings) -> Settings:
+    """Settings for a command that writes events: refused when reading a company's tables."""
+    if settings.source_mapping:
+        raise ConfigError("a [source] mapping is configured: the dashboard reads those tables "
+                          "read-only; load data into them with your own tools")
     return settings
 
 
@@ -29,7 +38,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _writable(_settings(args))
     engine = database.make_engine(settings.db_url)
     database.upgrade(engine)
     data = demo.generate(users=args.users, events=args.events, days=args.days,
@@ -51,7 +60,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = database.make_engine(settings.db_url)
     database.upgrade(engine)
-    result = rollups.refresh(engine, settings.timezone, rebuild=args.rebuild)
+    result = rollups.refresh(engine, settings.timezone, rebuild=args.rebuild,
+                             source=source.for_settings(settings))
     print(f"rollups {result.mode}: {result.events:,} events in {result.seconds:.2f} s "
           f"(timezone {settings.timezone})")
     return 0
@@ -60,8 +70,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = database.make_engine(settings.db_url)
-    report = rollups.verify(engine, settings.timezone)
-    pending = rollups.pending_events(engine)
+    origin = source.for_settings(settings)
+    report = rollups.verify(engine, settings.timezone, origin)
+    pending = rollups.pending_events(engine, origin)
     for line in report.differences:
         print(line)
     if pending:
@@ -92,7 +103,7 @@ class _ProgressLine:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _writable(_settings(args))
     engine = database.make_engine(settings.db_url)
     database.upgrade(engine)
     line = _ProgressLine(args.kind)
@@ -193,7 +204,7 @@ def cmd_prices(args: argparse.Namespace) -> int:
 
 
 def cmd_reprice(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _writable(_settings(args))
     engine = database.make_engine(settings.db_url)
     database.upgrade(engine)
     line = _ProgressLine("repriced")

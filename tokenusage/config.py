@@ -25,6 +25,7 @@ class Settings:
     db_url: str = DEFAULT_DB_URL
     timezone: str = "UTC"
     profile_url: str | None = None
+    source_mapping: Mapping[str, Any] | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -85,7 +86,22 @@ def load_settings(
         db_url=db_url,
         timezone=timezone,
         profile_url=validate_profile_url(profile) if profile else None,
+        source_mapping=load_source_mapping(secrets, env),
     )
+
+
+def load_source_mapping(secrets: Mapping[str, Any], env: Mapping[str, str]
+                        ) -> dict[str, Any] | None:
+    """The `[source]` mapping of a company's own tables: from TOKENUSAGE_SOURCE_FILE if set,
+    else from the secrets. None means the dashboard's own tables."""
+    path = env.get("TOKENUSAGE_SOURCE_FILE")
+    if path:
+        try:
+            with Path(path).open("rb") as handle:
+                return tomllib.load(handle).get("source")
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"TOKENUSAGE_SOURCE_FILE={path}: {exc}") from exc
+    return secrets.get("source") or None
 
 
 def profile_link(template: str | None, user_id: str) -> str:

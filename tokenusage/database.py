@@ -30,7 +30,11 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "duckdb":
         return create_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql":
+        # Naive datetimes are UTC: compare them with timestamptz columns in UTC.
+        connect_args["options"] = "-c timezone=UTC"
+    return create_engine(url, pool_pre_ping=True, pool_recycle=3600, connect_args=connect_args)
 
 
 def _sqlite_transactions(engine: Engine) -> None:

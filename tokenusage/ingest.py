@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, insert, select, update
 
 from tokenusage import rollups
-from tokenusage.schema import payments, usage_events, users
+from tokenusage.schema import SEARCH_SEPARATOR, payments, usage_events, users
 
 BATCH_SIZE = 5_000
 
@@ -46,7 +46,7 @@ class IngestStats:
 
 def search_key(user_id: str, name: str, email: str) -> str:
     """What user search matches against: id, name and email, casefolded, one per line."""
-    return "\n".join(part.casefold() for part in (user_id, name or "", email or ""))
+    return SEARCH_SEPARATOR.join(part.casefold() for part in (user_id, name or "", email or ""))
 
 
 def batched(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -13,11 +13,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, func, literal, over, select
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
 from tokenusage.periods import DayRange
 from tokenusage.ranges import build, range_key, spend_by_user, stored
 from tokenusage.schema import (
+    SEARCH_SEPARATOR,
     annotations,
     daily_totals,
     daily_user_spend,
@@ -26,6 +28,7 @@ from tokenusage.schema import (
     usage_events,
     users,
 )
+from tokenusage.source import OWN, Source
 
 PAGE_SIZES = (10, 25, 50, 100, 250, 500)
 DEFAULT_PAGE_SIZE = 25
@@ -93,12 +96,13 @@ def _ranked_user(r) -> RankedUser:
                       r["plan"], int(r["spend"]), int(r["events"]), int(r["tokens"]))
 
 
-def search_condition(search: str | None) -> ColumnElement[bool] | None:
+def search_condition(search: str | None, people: FromClause = users
+                     ) -> ColumnElement[bool] | None:
     """Case-insensitive substring match on name, email and id; % and _ are literal."""
-    needle = (search or "").replace("\n", " ").strip().casefold()
+    needle = (search or "").replace(SEARCH_SEPARATOR, " ").strip().casefold()
     if not needle:
         return None
-    return users.c.search_key.contains(needle, autoescape=True)
+    return people.c.search_key.contains(needle, autoescape=True)
 
 
 def _computed_ranking(days: DayRange):
@@ -151,13 +155,13 @@ def _ranking(connection: Connection, days: DayRange) -> tuple[Any, Totals]:
     return _computed_ranking(days), period_totals(connection, days)
 
 
-def _with_users(ranked) -> Select:
+def _with_users(ranked, people: FromClause) -> Select:
     return select(
         ranked,
-        func.coalesce(users.c.name, literal("")).label("name"),
-        func.coalesce(users.c.email, literal("")).label("email"),
-        func.coalesce(users.c.plan, literal("")).label("plan"),
-    ).select_from(ranked.outerjoin(users, users.c.user_id == ranked.c.user_id))
+        func.coalesce(people.c.name, literal("")).label("name"),
+        func.coalesce(people.c.email, literal("")).label("email"),
+        func.coalesce(people.c.plan, literal("")).label("plan"),
+    ).select_from(ranked.outerjoin(people, people.c.user_id == ranked.c.user_id))
 
 
 def ranking_page(
@@ -166,13 +170,14 @@ def ranking_page(
     search: str | None = None,
     page: int = 1,
     page_size: int = DEFAULT_PAGE_SIZE,
+    source: Source = OWN,
 ) -> RankingPage:
     """One page of the spend ranking. Rank is the position in the whole period's ranking."""
     page = max(1, int(page))
     offset = (page - 1) * page_size
     ranked, totals = _ranking(connection, days)
-    query = _with_users(ranked)
-    condition = search_condition(search)
+    query = _with_users(ranked, source.users)
+    condition = search_condition(search, source.users)
     if condition is None:
         result = connection.execute(
             query.where(ranked.c.rank > offset).order_by(ranked.c.rank).limit(page_size)
@@ -192,12 +197,13 @@ def ranking_page(
 
 
 def iter_ranking(
-    connection: Connection, days: DayRange, search: str | None = None, chunk: int = 10_000
+    connection: Connection, days: DayRange, search: str | None = None, chunk: int = 10_000,
+    source: Source = OWN,
 ) -> Iterator[RankedUser]:
     """Every ranked user of the period (after search), in rank order, for export."""
     ranked, _ = _ranking(connection, days)
-    query = _with_users(ranked)
-    condition = search_condition(search)
+    query = _with_users(ranked, source.users)
+    condition = search_condition(search, source.users)
     if condition is not None:
         query = query.where(condition)
     result = connection.execution_options(yield_per=chunk).execute(query.order_by(ranked.c.rank))
@@ -257,19 +263,23 @@ class UserProfile:
     is_placeholder: bool
 
 
-def user_profile(connection: Connection, user_id: str) -> UserProfile | None:
-    row = connection.execute(select(users).where(users.c.user_id == user_id)).mappings().first()
+def user_profile(connection: Connection, user_id: str, source: Source = OWN
+                 ) -> UserProfile | None:
+    people = source.users
+    row = connection.execute(
+        select(people).where(people.c.user_id == user_id)).mappings().first()
     if row is None:
         return None
     return UserProfile(row["user_id"], row["name"] or row["user_id"], row["email"], row["plan"],
                        row["signed_up_at"], bool(row["is_placeholder"]))
 
 
-def user_rank(connection: Connection, days: DayRange, user_id: str) -> RankedUser | None:
+def user_rank(connection: Connection, days: DayRange, user_id: str, source: Source = OWN
+              ) -> RankedUser | None:
     """The user's place in the period's ranking, or None when they spent nothing."""
     ranked, _ = _ranking(connection, days)
     row = connection.execute(
-        _with_users(ranked).where(ranked.c.user_id == user_id)
+        _with_users(ranked, source.users).where(ranked.c.user_id == user_id)
     ).mappings().first()
     return _ranked_user(row) if row else None
 
@@ -283,10 +293,10 @@ class ModelUsage:
     tokens: int
 
 
-def user_models(connection: Connection, user_id: str, start_utc=None, end_utc=None
-                ) -> list[ModelUsage]:
+def user_models(connection: Connection, user_id: str, start_utc=None, end_utc=None,
+                source: Source = OWN) -> list[ModelUsage]:
     """A user's spend by model over a UTC range (raw events of one user, indexed)."""
-    e = usage_events
+    e = source.events
     query = (
         select(e.c.provider, e.c.model, func.coalesce(func.sum(e.c.cost_nanos), 0),
                func.count(), func.coalesce(func.sum(e.c.input_tokens + e.c.output_tokens), 0))
@@ -338,7 +348,8 @@ class RankingOverview:
 
 
 def ranking_overview(
-    engine: Engine, days: DayRange, search: str | None, page: int, page_size: int
+    engine: Engine, days: DayRange, search: str | None, page: int, page_size: int,
+    source: Source = OWN,
 ) -> RankingOverview:
     """The ranking page's data; a page past the end falls back to the last page."""
     previous_range = days.previous()
@@ -346,9 +357,9 @@ def ranking_overview(
         if wanted is not None:
             build(engine, wanted)
     with snapshot(engine) as connection:
-        result = ranking_page(connection, days, search, page, page_size)
+        result = ranking_page(connection, days, search, page, page_size, source)
         if not result.rows and result.matching and page > result.pages:
-            result = ranking_page(connection, days, search, result.pages, page_size)
+            result = ranking_page(connection, days, search, result.pages, page_size, source)
         previous = period_totals(connection, previous_range) if previous_range else None
         series = daily_series(connection, days)
         marks = annotations_between(connection, days.start, days.end)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
 from tokenusage.periods import day_start_utc, local_day
@@ -44,9 +45,9 @@ from tokenusage.schema import (
     range_summaries,
     rollup_delta,
     rollup_state,
-    usage_events,
     user_spend_total,
 )
+from tokenusage.source import OWN, Source
 
 STATE_ID = 1
 VALUE_COLUMNS = ("cost_nanos", "events", "tokens", "unpriced")
@@ -132,8 +133,8 @@ def _aggregates(source: Table | Any, from_events: bool) -> list[ColumnElement]:
     return [func.sum(source.c[name]).label(name) for name in VALUE_COLUMNS]
 
 
-def _events_by_day(tz: ZoneInfo, first: date, last: date, low: int, high: int):
-    e = usage_events
+def _events_by_day(e: FromClause, tz: ZoneInfo, first: date, last: date, low: int,
+                   high: int):
     rows = (
         select(
             day_expr(e.c.occurred_at, first, last, tz).label("day"),
@@ -246,8 +247,10 @@ def clear(connection: Connection) -> None:
         connection.execute(delete(table))
 
 
-def refresh(engine: Engine, timezone: str, *, rebuild: bool = False) -> RefreshResult:
+def refresh(engine: Engine, timezone: str, *, rebuild: bool = False, source: Source = OWN
+            ) -> RefreshResult:
     """Bring the rollups up to date with the events, for business timezone `timezone`."""
+    events = source.events
     started = _time.perf_counter()
     tz = ZoneInfo(timezone)
     with engine.begin() as connection:
@@ -257,15 +260,15 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False) -> RefreshR
         low = 0 if full else current["watermark"]
         if full:
             clear(connection)
-        high = connection.execute(select(func.max(usage_events.c.id))).scalar() or 0
+        high = connection.execute(select(func.max(events.c.id))).scalar() or 0
         new_range = connection.execute(
-            select(func.min(usage_events.c.occurred_at), func.max(usage_events.c.occurred_at))
-            .where(usage_events.c.id > low, usage_events.c.id <= high)
+            select(func.min(events.c.occurred_at), func.max(events.c.occurred_at))
+            .where(events.c.id > low, events.c.id <= high)
         ).one()
         count = 0
         if high > low and new_range[0] is not None:
             first, last = local_day(new_range[0], tz), local_day(new_range[1], tz)
-            by_day = _events_by_day(tz, first, last, low, high)
+            by_day = _events_by_day(events, tz, first, last, low, high)
             columns = ["day", "user_id", *VALUE_COLUMNS]
             if full:
                 connection.execute(insert(daily_user_spend).from_select(columns, by_day))
@@ -282,8 +285,8 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False) -> RefreshR
                 drop_ranges(connection, first, last)
                 connection.execute(delete(rollup_delta))
             count = connection.execute(
-                select(func.count()).select_from(usage_events)
-                .where(usage_events.c.id > low, usage_events.c.id <= high)
+                select(func.count()).select_from(events)
+                .where(events.c.id > low, events.c.id <= high)
             ).scalar()
         connection.execute(
             update(rollup_state)
@@ -295,21 +298,22 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False) -> RefreshR
     return RefreshResult(mode, count, _time.perf_counter() - started)
 
 
-def pending_events(engine: Engine) -> int:
+def pending_events(engine: Engine, source: Source = OWN) -> int:
     """How many events are stored but not yet folded into the rollups."""
     with engine.connect() as connection:
         current = state(connection)
         watermark = current["watermark"] if current else 0
         return connection.execute(
-            select(func.count()).select_from(usage_events).where(usage_events.c.id > watermark)
+            select(func.count()).select_from(source.events)
+            .where(source.events.c.id > watermark)
         ).scalar()
 
 
-def is_current(engine: Engine, timezone: str) -> bool:
+def is_current(engine: Engine, timezone: str, source: Source = OWN) -> bool:
     """Whether the rollups are built for `timezone` and hold every stored event."""
     with engine.connect() as connection:
         current = state(connection)
-        newest = connection.execute(select(func.max(usage_events.c.id))).scalar() or 0
+        newest = connection.execute(select(func.max(source.events.c.id))).scalar() or 0
     return bool(current) and current["timezone"] == timezone and current["watermark"] >= newest
 
 
@@ -323,19 +327,20 @@ class VerifyReport:
         return not self.differences
 
 
-def _expected(engine: Engine, tz: ZoneInfo, watermark: int, chunk: int = 500_000) -> pd.DataFrame:
+def _expected(engine: Engine, events: FromClause, tz: ZoneInfo, watermark: int,
+              chunk: int = 500_000) -> pd.DataFrame:
     parts: list[pd.DataFrame] = []
     query = select(
-        usage_events.c.user_id,
-        usage_events.c.occurred_at,
-        usage_events.c.cost_nanos,
-        (usage_events.c.input_tokens + usage_events.c.output_tokens).label("tokens"),
-    ).where(usage_events.c.id <= watermark)
+        events.c.user_id,
+        events.c.occurred_at,
+        events.c.cost_nanos,
+        (events.c.input_tokens + events.c.output_tokens).label("tokens"),
+    ).where(events.c.id <= watermark)
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True).execute(query)
         while rows := result.fetchmany(chunk):
             frame = pd.DataFrame(rows, columns=["user_id", "occurred_at", "cost", "tokens"])
-            moments = pd.to_datetime(frame["occurred_at"]).dt.tz_localize("UTC")
+            moments = pd.to_datetime(frame["occurred_at"], utc=True)
             frame["day"] = moments.dt.tz_convert(tz).dt.date
             frame["unpriced"] = frame["cost"].isna().astype("int64")
             frame["cost_nanos"] = frame["cost"].fillna(0).astype("int64")
@@ -381,7 +386,7 @@ def _table_frame(engine: Engine, table: Table, keys: list[str]) -> pd.DataFrame:
     return frame
 
 
-def verify(engine: Engine, timezone: str) -> VerifyReport:
+def verify(engine: Engine, timezone: str, source: Source = OWN) -> VerifyReport:
     """Recompute every rollup from the raw events (independently, in pandas) and compare."""
     report = VerifyReport()
     with engine.connect() as connection:
@@ -393,7 +398,7 @@ def verify(engine: Engine, timezone: str) -> VerifyReport:
         )
         return report
     tz = ZoneInfo(timezone)
-    expected_daily = _expected(engine, tz, current["watermark"])
+    expected_daily = _expected(engine, source.events, tz, current["watermark"])
     report.checked_events = int(expected_daily["events"].sum()) if len(expected_daily) else 0
     expected_monthly = expected_daily.assign(
         month=[month_start(d) for d in expected_daily["day"]]

@@ -19,6 +19,9 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# users.search_key joins the casefolded id, name and email with this separator.
+SEARCH_SEPARATOR = "\n"
+
 ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 USER_ID = String(191)
 

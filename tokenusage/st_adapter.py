@@ -3,6 +3,7 @@ cached query results, sign-in and the URL query string. Pages call these."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -10,10 +11,11 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from tokenusage import database, demo, queries, rollups, viewstate
+from tokenusage import database, demo, queries, rollups, source, viewstate
 from tokenusage.config import ConfigError, Settings, load_settings
 from tokenusage.periods import DayRange, Period
 from tokenusage.presentation import ranking_csv
+from tokenusage.source import Source
 
 CACHE_TTL = 300
 FRESHNESS_TTL = 30
@@ -52,12 +54,22 @@ def _seed_demo(url: str, timezone: str) -> bool:
     return True
 
 
+@st.cache_resource(show_spinner=False)
+def _source(mapping: str) -> Source:
+    return source.from_mapping(json.loads(mapping))
+
+
+def mapping_key(config: Settings) -> str:
+    """The source mapping as a string: a cache key that also rebuilds the Source."""
+    return json.dumps(config.source_mapping or {}, sort_keys=True, default=str)
+
+
 @st.cache_data(ttl=FRESHNESS_TTL, show_spinner="Updating the rollups…")
-def _refresh(url: str, timezone: str) -> str:
-    engine = _engine(url)
-    if rollups.is_current(engine, timezone):
+def _refresh(url: str, timezone: str, mapping: str) -> str:
+    engine, origin = _engine(url), _source(mapping)
+    if rollups.is_current(engine, timezone, origin):
         return "current"
-    return rollups.refresh(engine, timezone).mode
+    return rollups.refresh(engine, timezone, source=origin).mode
 
 
 def engine_or_stop(config: Settings) -> Engine:
@@ -67,10 +79,15 @@ def engine_or_stop(config: Settings) -> Engine:
     """
     try:
         engine = _engine(config.db_url)
-        if config.is_default_db:
+        origin = mapping_key(config)
+        _source(origin)
+        if config.is_default_db and not config.source_mapping:
             _seed_demo(config.db_url, config.timezone)
-        _refresh(config.db_url, config.timezone)
+        _refresh(config.db_url, config.timezone, origin)
         return engine
+    except ConfigError as exc:
+        st.error(f"Configuration error: {exc}", icon=":material/settings:")
+        st.stop()
     except (database.DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
         st.error(
             "**The database is not reachable.** The dashboard will show data again as soon "
@@ -85,7 +102,9 @@ def data_version(engine: Engine) -> tuple[str, int]:
         return queries.data_version(connection)
 
 
-def is_demo(engine: Engine) -> bool:
+def is_demo(config: Settings, engine: Engine) -> bool:
+    if config.source_mapping:
+        return False
     with engine.connect() as connection:
         return queries.has_demo_data(connection)
 
@@ -94,8 +113,9 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {}
 
 
 @st.cache_data(ttl=CACHE_TTL, max_entries=256, show_spinner=False)
-def _cached_call(name: str, url: str, version: tuple[str, int], *args: Any) -> Any:
-    return _FUNCTIONS[name](_engine(url), *args)
+def _cached_call(name: str, url: str, mapping: str, version: tuple[str, int], *args: Any
+                 ) -> Any:
+    return _FUNCTIONS[name](_engine(url), *args, source=_source(mapping))
 
 
 def cached(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -103,7 +123,8 @@ def cached(function: Callable[..., Any]) -> Callable[..., Any]:
     name = f"{function.__module__}.{function.__qualname__}"
 
     def call(config: Settings, engine: Engine, *args: Any) -> Any:
-        return _cached_call(name, config.db_url, data_version(engine), *args)
+        return _cached_call(name, config.db_url, mapping_key(config), data_version(engine),
+                            *args)
 
     _FUNCTIONS[name] = function
 
@@ -113,21 +134,22 @@ def cached(function: Callable[..., Any]) -> Callable[..., Any]:
 ranking_overview = cached(queries.ranking_overview)
 
 
-def _export(engine: Engine, days: DayRange, search: str) -> bytes:
+def _export(engine: Engine, days: DayRange, search: str, source: Source) -> bytes:
     with queries.snapshot(engine) as connection:
-        return ranking_csv(queries.iter_ranking(connection, days, search))
+        return ranking_csv(queries.iter_ranking(connection, days, search, source=source))
 
 
 ranking_export = cached(_export)
 
 
-def _user_detail(engine: Engine, user_id: str, days: DayRange, start_utc, end_utc):
+def _user_detail(engine: Engine, user_id: str, days: DayRange, start_utc, end_utc,
+                 source: Source):
     with queries.snapshot(engine) as connection:
         return (
-            queries.user_profile(connection, user_id),
-            queries.user_rank(connection, days, user_id),
+            queries.user_profile(connection, user_id, source),
+            queries.user_rank(connection, days, user_id, source),
             queries.daily_series(connection, days, user_id=user_id),
-            queries.user_models(connection, user_id, start_utc, end_utc),
+            queries.user_models(connection, user_id, start_utc, end_utc, source),
         )
 
 
