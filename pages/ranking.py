@@ -59,6 +59,14 @@ if before:
     st.caption("Changes compare with the previous "
                f"{days.days} day{'s' if days.days != 1 else ''}.")
 
+if totals.unpriced:
+    st.warning(
+        f"{totals.unpriced:,} call{'s' if totals.unpriced != 1 else ''} in this period could "
+        "not be priced (model without a known price) and count as $0. Add a price with "
+        "`python -m tokenusage prices set …`, then run `python -m tokenusage reprice`.",
+        icon=":material/price_change:",
+    )
+
 if totals.users == 0:
     st.info("No spend in this period.", icon=":material/event_busy:")
     st.stop()

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import demo_frame
 from tests.oracle import ranking
-from tokenusage import config, database, demo
+from tokenusage import config, database, demo, ingest
 from tokenusage.money import format_usd
 from tokenusage.periods import Period
 
@@ -227,3 +227,22 @@ def test_bad_timezone_is_a_clear_error(monkeypatch, db_url):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert any("TOKENUSAGE_TIMEZONE" in e.value for e in at.error)
+
+
+def test_unpriced_calls_are_flagged(monkeypatch, tmp_path, live_demo):
+    url = f"sqlite:///{tmp_path}/unpriced.sqlite"
+    engine = database.make_engine(url)
+    database.upgrade(engine)
+    demo.load(engine, TZ, live_demo)
+    user = live_demo.users[0]["user_id"]
+    ingest.insert_events(engine, [
+        {"request_id": f"mystery-{i}", "user_id": user, "occurred_at": datetime.now(UTC)
+         .replace(tzinfo=None) - timedelta(hours=1), "provider": "acme", "model": "acme-9",
+         "input_tokens": 10, "output_tokens": 10, "cached_input_tokens": 0,
+         "cost_nanos": None, "cost_source": "unpriced"} for i in range(3)])
+    engine.dispose()
+    monkeypatch.setenv("TOKENUSAGE_DB_URL", url)
+    monkeypatch.setenv("TOKENUSAGE_TIMEZONE", TZ)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert any("3 calls in this period could not be priced" in w.value for w in at.warning)

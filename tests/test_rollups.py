@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
 from tests.conftest import NOW, demo_frame
 from tests.oracle import ranking
 from tokenusage import demo, ingest, queries, ranges, rollups
 from tokenusage.periods import DayRange
-from tokenusage.schema import daily_user_spend
+from tokenusage.schema import daily_user_spend, usage_events
 
 TZ = "Europe/Berlin"
 
@@ -75,20 +76,28 @@ def test_verify_reports_a_tampered_rollup(sqlite_engine, small_demo):
     assert rollups.verify(sqlite_engine, TZ).ok
 
 
-def test_unpriced_calls_are_counted(sqlite_engine):
+@pytest.mark.parametrize("stored", [False, True], ids=["computed", "stored"])
+def test_unpriced_calls_are_counted(sqlite_engine, stored):
     when = datetime(2026, 11, 2, 12)
-    ingest.insert_events(sqlite_engine, [
-        {"request_id": "a", "user_id": "u1", "occurred_at": when, "provider": "x",
-         "model": "mystery", "input_tokens": 5, "output_tokens": 5, "cached_input_tokens": 0,
-         "cost_nanos": None, "cost_source": "unpriced"},
-        {"request_id": "b", "user_id": "u1", "occurred_at": when, "provider": "openai",
-         "model": "gpt-4o", "input_tokens": 5, "output_tokens": 5, "cached_input_tokens": 0,
-         "cost_nanos": 70, "cost_source": "source"},
-    ])
+
+    def call(request_id, user_id, cost):
+        return {"request_id": request_id, "user_id": user_id, "occurred_at": when,
+                "provider": "openai", "model": "gpt-4o" if cost else "mystery",
+                "input_tokens": 5, "output_tokens": 5, "cached_input_tokens": 0,
+                "cost_nanos": cost, "cost_source": "source" if cost else "unpriced"}
+
+    ingest.insert_events(sqlite_engine, [call("a", "u1", None), call("b", "u1", 70),
+                                         call("c", "u2", None), call("d", "u2", None)])
     rollups.refresh(sqlite_engine, "UTC")
-    with queries.snapshot(sqlite_engine) as connection:
-        totals = queries.period_totals(connection, DayRange(None, None))
-    assert (totals.spend_nanos, totals.events, totals.unpriced) == (70, 2, 1)
+    for days in (DayRange(None, None), DayRange(when.date(), when.date())):
+        if stored:
+            ranges.build(sqlite_engine, days)
+        with queries.snapshot(sqlite_engine) as connection:
+            totals = queries.period_totals(connection, days)
+            page = queries.ranking_page(connection, days)
+        # u2 spent nothing (every call unpriced): not ranked, but its calls are counted
+        assert (totals.spend_nanos, totals.users, totals.events, totals.unpriced) == (70, 1, 4, 3)
+        assert [r.user_id for r in page.rows] == ["u1"] and page.totals == totals
     assert rollups.verify(sqlite_engine, "UTC").ok
 
 
@@ -121,3 +130,28 @@ def test_refresh_drops_exactly_the_stored_ranges_it_changes(engine, small_demo):
     assert [(r.user_id, r.spend_nanos) for r in got] == list(
         zip(expected["user_id"], expected["spend_nanos"], strict=True))
     assert rollups.verify(engine, TZ).ok
+
+
+def test_events_years_apart(engine):
+    def call(request_id, when, cost):
+        return {"request_id": request_id, "user_id": "u1", "occurred_at": when,
+                "provider": "openai", "model": "gpt-4o", "input_tokens": 1, "output_tokens": 1,
+                "cached_input_tokens": 0, "cost_nanos": cost, "cost_source": "source"}
+
+    ingest.insert_events(engine, [call("a", datetime(2021, 1, 1, 0, 30), 5),
+                                  call("b", datetime(2026, 11, 2, 23, 59, 59, 999999), 7)])
+    rollups.refresh(engine, TZ)
+    ingest.insert_events(engine, [call("c", datetime(2018, 6, 30, 22, 30), 11)])
+    assert rollups.refresh(engine, TZ).events == 1
+    assert rollups.verify(engine, TZ).ok
+    with queries.snapshot(engine) as connection:
+        series = queries.daily_series(connection, DayRange(None, None))
+        november = queries.period_totals(connection, DayRange(date(2026, 11, 3),
+                                                              date(2026, 11, 3)))
+    assert series[0].day == date(2018, 7, 1) and series[0].spend_nanos == 11
+    assert sum(p.spend_nanos for p in series) == 23
+    assert november.spend_nanos == 7  # 23:59:59.999999 UTC is the next day in Berlin
+    with engine.connect() as connection:
+        stored_at = connection.execute(
+            select(usage_events.c.occurred_at).where(usage_events.c.request_id == "b")).scalar()
+    assert stored_at == datetime(2026, 11, 2, 23, 59, 59, 999999)  # microseconds everywhere

@@ -17,7 +17,7 @@ from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
 from tokenusage.periods import DayRange
-from tokenusage.ranges import build, range_key, spend_by_user, stored
+from tokenusage.ranges import build, day_sums, range_key, spend_by_user, stored
 from tokenusage.schema import (
     SEARCH_SEPARATOR,
     annotations,
@@ -134,17 +134,11 @@ def period_totals(connection: Connection, days: DayRange) -> Totals:
     summary = stored(connection, days)
     if summary is not None:
         return _totals(summary)
+    sums = day_sums(connection, days)
     spend = spend_by_user(days)
-    row = connection.execute(
-        select(
-            func.coalesce(func.sum(spend.c.spend), 0),
-            func.count(),
-            func.coalesce(func.sum(spend.c.events), 0),
-            func.coalesce(func.sum(spend.c.tokens), 0),
-            func.coalesce(func.sum(spend.c.unpriced), 0),
-        )
-    ).one()
-    return Totals(*(int(v) for v in row))
+    spenders = connection.execute(select(func.count()).select_from(spend)).scalar()
+    return Totals(sums["cost_nanos"], int(spenders), sums["events"], sums["tokens"],
+                  sums["unpriced"])
 
 
 def _ranking(connection: Connection, days: DayRange) -> tuple[Any, Totals]:

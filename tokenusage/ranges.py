@@ -27,6 +27,7 @@ from tokenusage import rollups
 from tokenusage.periods import DayRange
 from tokenusage.rollups import month_start
 from tokenusage.schema import (
+    daily_totals,
     daily_user_spend,
     monthly_user_spend,
     range_rankings,
@@ -108,6 +109,19 @@ def spend_by_user(days: DayRange):
     )
 
 
+def day_sums(connection: Connection, days: DayRange) -> dict[str, int]:
+    """Spend, calls, tokens and unpriced calls of a range, from the per-day totals.
+
+    Counts every call, including those of users whose calls in the range all lack a price.
+    """
+    t = daily_totals
+    query = select(*(func.coalesce(func.sum(t.c[v]), 0).label(v) for v in VALUES))
+    if days.is_bounded:
+        query = query.where(t.c.day >= days.start, t.c.day <= days.end)
+    row = connection.execute(query).one()
+    return {v: int(row[i]) for i, v in enumerate(VALUES)}
+
+
 def range_key(days: DayRange) -> str:
     if not days.is_bounded:
         return "all"
@@ -145,16 +159,14 @@ def build(engine: Engine, days: DayRange) -> bool:
                 ),
             )
         )
-        r = range_rankings
-        totals = connection.execute(
-            select(*(func.coalesce(func.sum(r.c[v]), 0) for v in VALUES), func.count())
-            .where(r.c.range_key == key)
-        ).one()
+        spenders = connection.execute(
+            select(func.count()).where(range_rankings.c.range_key == key)
+        ).scalar()
         connection.execute(
             insert(range_summaries).values(
                 range_key=key, start_day=days.start, end_day=days.end,
-                **{v: int(totals[i]) for i, v in enumerate(VALUES)},
-                users=int(totals[-1]), built_at=datetime.now(UTC).replace(tzinfo=None),
+                **day_sums(connection, days), users=int(spenders),
+                built_at=datetime.now(UTC).replace(tzinfo=None),
             )
         )
         _prune(connection, keep=key)

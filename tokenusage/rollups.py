@@ -21,6 +21,7 @@ from sqlalchemy import (
     Connection,
     Date,
     Engine,
+    Select,
     Table,
     and_,
     case,
@@ -133,22 +134,36 @@ def _aggregates(source: Table | Any, from_events: bool) -> list[ColumnElement]:
     return [func.sum(source.c[name]).label(name) for name in VALUE_COLUMNS]
 
 
+MAX_CASE_DAYS = 400
+
+
 def _events_by_day(e: FromClause, tz: ZoneInfo, first: date, last: date, low: int,
-                   high: int):
-    rows = (
-        select(
-            day_expr(e.c.occurred_at, first, last, tz).label("day"),
-            e.c.user_id,
-            e.c.cost_nanos,
-            e.c.input_tokens,
-            e.c.output_tokens,
+                   high: int) -> list[Select]:
+    """Per-day, per-user sums of the events with low < id <= high, one query per window of
+    at most MAX_CASE_DAYS days (so the bucketing expression stays small)."""
+    queries = []
+    start = first
+    while start <= last:
+        end = min(last, start + timedelta(days=MAX_CASE_DAYS - 1))
+        window = [e.c.id > low, e.c.id <= high]
+        if (start, end) != (first, last):
+            window += [e.c.occurred_at >= day_start_utc(start, tz),
+                       e.c.occurred_at < day_start_utc(end + timedelta(days=1), tz)]
+        rows = (
+            select(
+                day_expr(e.c.occurred_at, start, end, tz).label("day"),
+                e.c.user_id,
+                e.c.cost_nanos,
+                e.c.input_tokens,
+                e.c.output_tokens,
+            )
+            .where(*window)
+            .subquery("bucketed")
         )
-        .where(e.c.id > low, e.c.id <= high)
-        .subquery("bucketed")
-    )
-    return select(rows.c.day, rows.c.user_id, *_aggregates(rows, True)).group_by(
-        rows.c.day, rows.c.user_id
-    )
+        queries.append(select(rows.c.day, rows.c.user_id, *_aggregates(rows, True))
+                       .group_by(rows.c.day, rows.c.user_id))
+        start = end + timedelta(days=1)
+    return queries
 
 
 def _merge_delta(connection: Connection, first: date, last: date) -> None:
@@ -271,13 +286,15 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False, source: Sou
             by_day = _events_by_day(events, tz, first, last, low, high)
             columns = ["day", "user_id", *VALUE_COLUMNS]
             if full:
-                connection.execute(insert(daily_user_spend).from_select(columns, by_day))
+                for query in by_day:
+                    connection.execute(insert(daily_user_spend).from_select(columns, query))
                 _rebuild_months(connection, first, last, users_from_delta=False)
                 _rebuild_totals(connection, users_from_delta=False)
                 _rebuild_day_totals(connection, None, None)
             else:
                 connection.execute(delete(rollup_delta))
-                connection.execute(insert(rollup_delta).from_select(columns, by_day))
+                for query in by_day:
+                    connection.execute(insert(rollup_delta).from_select(columns, query))
                 _merge_delta(connection, first, last)
                 _rebuild_months(connection, first, last, users_from_delta=True)
                 _rebuild_totals(connection, users_from_delta=True)

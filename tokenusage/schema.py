@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects import mysql
 
 metadata = MetaData()
 
@@ -23,6 +24,8 @@ metadata = MetaData()
 SEARCH_SEPARATOR = "\n"
 
 ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+# Naive UTC times; MySQL and MariaDB keep microseconds only when asked to.
+TIMESTAMP = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 USER_ID = String(191)
 
 users = Table(
@@ -32,7 +35,7 @@ users = Table(
     Column("name", String(255), nullable=False, server_default=""),
     Column("email", String(255), nullable=False, server_default=""),
     Column("plan", String(64), nullable=False, server_default="free"),
-    Column("signed_up_at", DateTime(), nullable=True),
+    Column("signed_up_at", TIMESTAMP, nullable=True),
     Column("search_key", Text(), nullable=False, server_default=""),
     Column("is_placeholder", Boolean(), nullable=False, server_default="0"),
 )
@@ -43,7 +46,7 @@ usage_events = Table(
     Column("id", ID_TYPE, primary_key=True),
     Column("request_id", String(191), nullable=False, unique=True),
     Column("user_id", USER_ID, nullable=False),
-    Column("occurred_at", DateTime(), nullable=False),
+    Column("occurred_at", TIMESTAMP, nullable=False),
     Column("provider", String(64), nullable=False, server_default=""),
     Column("model", String(128), nullable=False, server_default=""),
     Column("input_tokens", BigInteger(), nullable=False, server_default="0"),
@@ -60,7 +63,7 @@ payments = Table(
     metadata,
     Column("payment_id", String(191), primary_key=True),
     Column("user_id", USER_ID, nullable=False, index=True),
-    Column("paid_at", DateTime(), nullable=False),
+    Column("paid_at", TIMESTAMP, nullable=False),
     Column("amount_nanos", BigInteger(), nullable=False),
 )
 

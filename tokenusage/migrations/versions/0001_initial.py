@@ -7,6 +7,7 @@ Create Date: 2026-12-04
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "0001"
 down_revision = None
@@ -14,6 +15,7 @@ branch_labels = None
 depends_on = None
 
 ID_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 USER_ID = sa.String(191)
 
 
@@ -42,7 +44,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(255), nullable=False, server_default=""),
         sa.Column("email", sa.String(255), nullable=False, server_default=""),
         sa.Column("plan", sa.String(64), nullable=False, server_default="free"),
-        sa.Column("signed_up_at", sa.DateTime(), nullable=True),
+        sa.Column("signed_up_at", TIMESTAMP, nullable=True),
         sa.Column("search_key", sa.Text(), nullable=False, server_default=""),
         sa.Column("is_placeholder", sa.Boolean(), nullable=False, server_default="0"),
     )
@@ -51,7 +53,7 @@ def upgrade() -> None:
         _id_column("usage_events_id_seq"),
         sa.Column("request_id", sa.String(191), nullable=False, unique=True),
         sa.Column("user_id", USER_ID, nullable=False),
-        sa.Column("occurred_at", sa.DateTime(), nullable=False),
+        sa.Column("occurred_at", TIMESTAMP, nullable=False),
         sa.Column("provider", sa.String(64), nullable=False, server_default=""),
         sa.Column("model", sa.String(128), nullable=False, server_default=""),
         sa.Column("input_tokens", sa.BigInteger(), nullable=False, server_default="0"),
@@ -68,7 +70,7 @@ def upgrade() -> None:
         "payments",
         sa.Column("payment_id", sa.String(191), primary_key=True),
         sa.Column("user_id", USER_ID, nullable=False),
-        sa.Column("paid_at", sa.DateTime(), nullable=False),
+        sa.Column("paid_at", TIMESTAMP, nullable=False),
         sa.Column("amount_nanos", sa.BigInteger(), nullable=False),
     )
     op.create_index("ix_payments_user_id", "payments", ["user_id"])
