@@ -71,8 +71,9 @@ def ensure_data(engine: Engine, size: Size, timezone: str) -> bool:
     return True
 
 
-def timed(function: Callable[[], object], runs: int) -> list[float]:
-    function()
+def timed(function: Callable[[], object], runs: int, warmup: bool = True) -> list[float]:
+    if warmup:
+        function()
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -144,7 +145,8 @@ def build_figures(engine: Engine, tz: ZoneInfo) -> dict[str, float]:
 
 def naive_figures(engine: Engine, tz: ZoneInfo, runs: int) -> dict[str, float]:
     return {
-        period.value: statistics.median(timed(lambda d=days: naive_ranking(engine, d, tz), runs))
+        period.value: statistics.median(
+            timed(lambda d=days: naive_ranking(engine, d, tz), runs, warmup=False))
         for period, days in period_ranges(tz).items()
     }
 
@@ -191,7 +193,7 @@ def run(url: str | None, size: Size, timezone: str, runs: int, search: str,
     log("measuring ranking queries…")
     figures = query_figures(engine, tz, runs, search)
     log("measuring the naive pandas ranking…")
-    naive = naive_figures(engine, tz, max(3, runs // 5))
+    naive = naive_figures(engine, tz, 2)
     log("measuring page renders…")
     render = render_figures(url, timezone, max(3, runs // 5))
     log(f"measuring import and refresh of {new_events:,} new events…")
