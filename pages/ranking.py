@@ -40,22 +40,10 @@ if not overview.series and filters.period is Period.ALL:
             icon=":material/database:")
     st.stop()
 
-figures = presentation.headline(totals)
-spend_col, users_col, avg_col, calls_col = st.columns(4)
-before = previous
-spend_col.metric("Total spend", figures["spend"],
-                 presentation.percent_change(totals.spend_nanos, before.spend_nanos)
-                 if before else None, delta_color="inverse", border=True)
-users_col.metric("Users with spend", figures["users"],
-                 presentation.percent_change(totals.users, before.users) if before else None,
-                 border=True)
-avg_col.metric("Average per user", figures["average"],
-               presentation.percent_change(totals.average_nanos, before.average_nanos)
-               if before else None, delta_color="inverse", border=True)
-calls_col.metric("LLM calls", figures["calls"],
-                 presentation.percent_change(totals.events, before.events) if before else None,
-                 border=True)
-if before:
+for column, figure in zip(st.columns(4), presentation.headline(totals, previous), strict=True):
+    column.metric(figure.label, figure.value, figure.delta, delta_color=figure.delta_color,
+                  border=True)
+if previous:
     st.caption("Changes compare with the previous "
                f"{days.days} day{'s' if days.days != 1 else ''}.")
 

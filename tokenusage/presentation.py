@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import pandas as pd
@@ -72,13 +73,33 @@ def rows_caption(page: RankingPage) -> str:
     return f"Rows {page.first_row:,}–{page.last_row:,} of {page.matching:,}"
 
 
-def headline(totals: Totals) -> dict[str, str]:
-    return {
-        "spend": format_usd(totals.spend_nanos),
-        "users": f"{totals.users:,}",
-        "average": format_usd(totals.average_nanos),
-        "calls": f"{totals.events:,}",
-    }
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    value: str
+    delta: str | None
+    delta_color: str
+
+
+def headline(totals: Totals, previous: Totals | None) -> list[Figure]:
+    """The period's headline figures, each with its change against the previous period.
+
+    Spend going up is a cost, so its delta is drawn in the inverse colour.
+    """
+    def change(now: int, then: int | None) -> str | None:
+        return percent_change(now, then) if previous is not None else None
+
+    before = previous or Totals()
+    return [
+        Figure("Total spend", format_usd(totals.spend_nanos),
+               change(totals.spend_nanos, before.spend_nanos), "inverse"),
+        Figure("Users with spend", f"{totals.users:,}", change(totals.users, before.users),
+               "normal"),
+        Figure("Average per user", format_usd(totals.average_nanos),
+               change(totals.average_nanos, before.average_nanos), "inverse"),
+        Figure("LLM calls", f"{totals.events:,}", change(totals.events, before.events),
+               "normal"),
+    ]
 
 
 _MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|~$:")
