@@ -34,6 +34,14 @@ def render(query: dict[str, str]) -> float:
     return elapsed
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited)."""
+    for line in open("/proc/self/status", encoding="ascii"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(runs: int) -> None:
     render({})
     renders = {}
@@ -42,7 +50,7 @@ def main(runs: int) -> None:
         renders[label] = statistics.median(
             render({"period": period, **extra}) for _ in range(runs)
         )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({"renders": renders, "peak_mb": peak}))
 
 

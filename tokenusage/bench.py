@@ -6,22 +6,25 @@ size and prints one table of figures. It runs on any database URL.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from tokenusage import database, demo, ingest, queries, ranges, rollups
+from tokenusage import database, demo, importer, ingest, money, queries, ranges, rollups
 from tokenusage.config import PROJECT_ROOT
 from tokenusage.periods import DayRange, Period, resolve, utc_bounds
 from tokenusage.schema import usage_events
@@ -151,20 +154,34 @@ def naive_figures(engine: Engine, tz: ZoneInfo, runs: int) -> dict[str, float]:
     }
 
 
-def refresh_and_import(engine: Engine, timezone: str, count: int) -> dict[str, float]:
-    """Insert `count` new events (some late), then time the incremental refresh."""
+def refresh_and_import(engine: Engine, size: Size, timezone: str, count: int
+                       ) -> dict[str, float]:
+    """Import `count` new events of the last week from a CSV file with the import command's
+    code, then time the incremental refresh that folds them into the rollups."""
     rollups.refresh(engine, timezone)
-    data = demo.generate(users=1_000, events=count, days=30, seed=int(time.time()) % 100_000,
+    data = demo.generate(users=size.users, events=count, days=7, seed=size.seed,
                          timezone=timezone)
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
-    rows = [dict(row, request_id=f"bench-{stamp}-{i}", user_id=f"usr_42{i % 90_000:06d}")
-            for i, row in enumerate(data.event_rows())]
-    started = time.perf_counter()
-    ingest.insert_events(engine, rows, batch_size=20_000)
-    imported = time.perf_counter() - started
-    result = rollups.refresh(engine, timezone)
-    return {"import_rate": count / imported, "refresh": result.seconds,
-            "refresh_events": result.events}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "events.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["request_id", "user_id", "occurred_at", "provider", "model",
+                             "input_tokens", "output_tokens", "cached_input_tokens",
+                             "cost_usd"])
+            for i, row in enumerate(data.event_rows()):
+                cost = "" if i % 10 == 0 else money.exact_usd(row["cost_nanos"])
+                writer.writerow([f"bench-{stamp}-{i}", row["user_id"],
+                                 row["occurred_at"].isoformat() + "Z", row["provider"],
+                                 row["model"], row["input_tokens"], row["output_tokens"],
+                                 row["cached_input_tokens"], cost])
+        started = time.perf_counter()
+        result = importer.import_file(engine, "events", path, timezone=timezone,
+                                      refresh=False)
+        imported = time.perf_counter() - started
+    refresh = rollups.refresh(engine, timezone)
+    return {"import_rate": result.imported / imported, "refresh": refresh.seconds,
+            "refresh_events": refresh.events}
 
 
 def render_figures(url: str, timezone: str, runs: int) -> dict:
@@ -197,7 +214,7 @@ def run(url: str | None, size: Size, timezone: str, runs: int, search: str,
     log("measuring page renders…")
     render = render_figures(url, timezone, max(3, runs // 5))
     log(f"measuring import and refresh of {new_events:,} new events…")
-    refresh = refresh_and_import(engine, timezone, new_events)
+    refresh = refresh_and_import(engine, size, timezone, new_events)
 
     print(f"database: {engine.url.render_as_string(hide_password=True)} "
           f"({engine.dialect.name}); {total:,} events; timezone {timezone}")
@@ -222,7 +239,7 @@ def run(url: str | None, size: Size, timezone: str, runs: int, search: str,
         print(f"| {period} | {ms(seconds)} |")
     print()
     print(f"refresh after {refresh['refresh_events']:,} new events: {refresh['refresh']:.2f} s")
-    print(f"import: {refresh['import_rate']:,.0f} events/s")
+    print(f"import (CSV file, validated and priced): {refresh['import_rate']:,.0f} events/s")
     print(f"peak memory, dashboard process serving the pages: {render['peak_mb']:,.0f} MB")
     print(f"peak memory, benchmark process: {peak_memory_mb():,.0f} MB")
     return 0

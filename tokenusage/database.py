@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tokenusage.schema import usage_events, users
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_CACHE_KIB = 65_536  # page cache per connection; the default 2 MiB thrashes at scale
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -46,6 +47,8 @@ def _sqlite_transactions(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cursor.execute("PRAGMA wal_autocheckpoint=16384")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -85,16 +85,20 @@ def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
         if (processor := table.c[name].type._cached_bind_processor(connection.dialect))
     }
 
-    def value(row: dict[str, Any], key: str) -> Any:
-        raw = row.get(key)
-        return processors[key](raw) if key in processors else raw
-
     if compiled.positional:
         order = [compiled.binds[name].key for name in compiled.positiontup]
-        params: list[Any] = [tuple(value(row, k) for k in order) for row in rows]
     else:
-        names = {compiled.binds[name].key: name for name in compiled.binds}
-        params = [{names[k]: value(row, k) for k in columns} for row in rows]
+        order = columns
+    converted = [(i, processors[k]) for i, k in enumerate(order) if k in processors]
+    params: list[Any] = []
+    for row in rows:
+        values = [row.get(k) for k in order]
+        for i, convert in converted:
+            values[i] = convert(values[i])
+        params.append(tuple(values))
+    if not compiled.positional:
+        names = [next(n for n in compiled.binds if compiled.binds[n].key == k) for k in order]
+        params = [dict(zip(names, values, strict=True)) for values in params]
     connection.exec_driver_sql(compiled.string, params)
 
 

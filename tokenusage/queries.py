@@ -105,6 +105,16 @@ def search_condition(search: str | None, people: FromClause = users
     return people.c.search_key.contains(needle, autoescape=True)
 
 
+def _matching_users(search: str | None, people: FromClause) -> Select | None:
+    """Ids of the users a search matches, or None for no search.
+
+    Filtering the ranking by this list (rather than joining users to every ranked row)
+    lets the database scan the users once and then look ranks up by id.
+    """
+    condition = search_condition(search, people)
+    return None if condition is None else select(people.c.user_id).where(condition)
+
+
 def _computed_ranking(days: DayRange):
     spend = spend_by_user(days)
     order = (spend.c.spend.desc(), spend.c.user_id.asc())
@@ -171,14 +181,14 @@ def ranking_page(
     offset = (page - 1) * page_size
     ranked, totals = _ranking(connection, days)
     query = _with_users(ranked, source.users)
-    condition = search_condition(search, source.users)
-    if condition is None:
+    matches = _matching_users(search, source.users)
+    if matches is None:
         result = connection.execute(
             query.where(ranked.c.rank > offset).order_by(ranked.c.rank).limit(page_size)
         ).mappings().all()
         return RankingPage([_ranked_user(r) for r in result], totals.users, page, page_size,
                            totals)
-    filtered = query.where(condition).subquery("filtered")
+    filtered = query.where(ranked.c.user_id.in_(matches)).subquery("filtered")
     result = connection.execute(
         select(filtered, over(func.count()).label("matching"))
         .order_by(filtered.c.rank).limit(page_size).offset(offset)
@@ -197,9 +207,9 @@ def iter_ranking(
     """Every ranked user of the period (after search), in rank order, for export."""
     ranked, _ = _ranking(connection, days)
     query = _with_users(ranked, source.users)
-    condition = search_condition(search, source.users)
-    if condition is not None:
-        query = query.where(condition)
+    matches = _matching_users(search, source.users)
+    if matches is not None:
+        query = query.where(ranked.c.user_id.in_(matches))
     result = connection.execution_options(yield_per=chunk).execute(query.order_by(ranked.c.rank))
     for r in result.mappings():
         yield _ranked_user(r)

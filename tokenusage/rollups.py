@@ -45,6 +45,7 @@ from tokenusage.schema import (
     range_rankings,
     range_summaries,
     rollup_delta,
+    rollup_delta_month,
     rollup_state,
     user_spend_total,
 )
@@ -166,47 +167,77 @@ def _events_by_day(e: FromClause, tz: ZoneInfo, first: date, last: date, low: in
     return queries
 
 
-def _merge_delta(connection: Connection, first: date, last: date) -> None:
-    """Add the staged per-day deltas into daily_user_spend (update, then insert new keys)."""
-    target, delta = daily_user_spend, rollup_delta
-    match = and_(delta.c.day == target.c.day, delta.c.user_id == target.c.user_id)
+def _merge(connection: Connection, target: Table, delta: Table, bucket: str, first: date,
+           last: date) -> None:
+    """Add staged deltas into a rollup keyed by (bucket, user_id): update, then insert new."""
+    match = and_(delta.c[bucket] == target.c[bucket], delta.c.user_id == target.c.user_id)
+    in_range = (target.c[bucket] >= first, target.c[bucket] <= last)
     connection.execute(
         update(target)
-        .where(target.c.day >= first, target.c.day <= last, exists().where(match))
+        .where(*in_range, exists().where(match))
         .values({
             name: target.c[name] + select(delta.c[name]).where(match).scalar_subquery()
             for name in VALUE_COLUMNS
         })
     )
-    columns = ["day", "user_id", *VALUE_COLUMNS]
+    columns = [bucket, "user_id", *VALUE_COLUMNS]
     connection.execute(
         insert(target).from_select(
             columns,
-            select(*(delta.c[c] for c in columns)).where(
-                ~exists().where(match).where(target.c.day >= first, target.c.day <= last)
-            ),
+            select(*(delta.c[c] for c in columns)).where(~exists().where(match).where(*in_range)),
         )
     )
 
 
-def _rebuild_months(
-    connection: Connection, first: date, last: date, users_from_delta: bool
-) -> None:
+def _stage_months(connection: Connection, first: date, last: date) -> tuple[date, date]:
+    """Group the staged day deltas by month into rollup_delta_month; return the month range."""
     months = _months(first, last)
-    upper = (months[-1] + timedelta(days=32)).replace(day=1)
+    rows = select(
+        month_expr(rollup_delta.c.day, months[0], months[-1]).label("month"),
+        rollup_delta.c.user_id,
+        *(rollup_delta.c[name] for name in VALUE_COLUMNS),
+    ).subquery("bucketed")
+    connection.execute(
+        insert(rollup_delta_month).from_select(
+            ["month", "user_id", *VALUE_COLUMNS],
+            select(rows.c.month, rows.c.user_id, *_aggregates(rows, False))
+            .group_by(rows.c.month, rows.c.user_id),
+        )
+    )
+    return months[0], months[-1]
+
+
+def _add_to_totals(connection: Connection) -> None:
+    """Add the staged monthly deltas into the all-time totals per user."""
+    target, delta = user_spend_total, rollup_delta_month
+    mine = delta.c.user_id == target.c.user_id
+    connection.execute(
+        update(target)
+        .where(target.c.user_id.in_(select(delta.c.user_id)))
+        .values({
+            name: target.c[name]
+            + select(func.sum(delta.c[name])).where(mine).scalar_subquery()
+            for name in VALUE_COLUMNS
+        })
+    )
+    connection.execute(
+        insert(target).from_select(
+            ["user_id", *VALUE_COLUMNS],
+            select(delta.c.user_id, *_aggregates(delta, False))
+            .where(~exists().where(mine))
+            .group_by(delta.c.user_id),
+        )
+    )
+
+
+def _rebuild_months(connection: Connection, first: date, last: date) -> None:
+    months = _months(first, last)
     daily = daily_user_spend
-    in_range = [daily.c.day >= months[0], daily.c.day < upper]
-    stale = [monthly_user_spend.c.month >= months[0], monthly_user_spend.c.month <= months[-1]]
-    if users_from_delta:
-        changed = select(rollup_delta.c.user_id).distinct()
-        in_range.append(daily.c.user_id.in_(changed))
-        stale.append(monthly_user_spend.c.user_id.in_(changed))
-    connection.execute(delete(monthly_user_spend).where(*stale))
     rows = select(
         month_expr(daily.c.day, months[0], months[-1]).label("month"),
         daily.c.user_id,
         *(daily.c[name] for name in VALUE_COLUMNS),
-    ).where(*in_range).subquery("bucketed")
+    ).subquery("bucketed")
     connection.execute(
         insert(monthly_user_spend).from_select(
             ["month", "user_id", *VALUE_COLUMNS],
@@ -216,17 +247,13 @@ def _rebuild_months(
     )
 
 
-def _rebuild_totals(connection: Connection, users_from_delta: bool) -> None:
+def _rebuild_totals(connection: Connection) -> None:
     monthly = monthly_user_spend
-    query = select(monthly.c.user_id, *_aggregates(monthly, False)).group_by(monthly.c.user_id)
-    wipe = delete(user_spend_total)
-    if users_from_delta:
-        changed = select(rollup_delta.c.user_id).distinct()
-        query = query.where(monthly.c.user_id.in_(changed))
-        wipe = wipe.where(user_spend_total.c.user_id.in_(changed))
-    connection.execute(wipe)
     connection.execute(
-        insert(user_spend_total).from_select(["user_id", *VALUE_COLUMNS], query)
+        insert(user_spend_total).from_select(
+            ["user_id", *VALUE_COLUMNS],
+            select(monthly.c.user_id, *_aggregates(monthly, False)).group_by(monthly.c.user_id),
+        )
     )
 
 
@@ -257,8 +284,8 @@ def drop_ranges(connection: Connection, first: date | None, last: date | None) -
 
 
 def clear(connection: Connection) -> None:
-    for table in (rollup_delta, user_spend_total, monthly_user_spend, daily_user_spend,
-                  daily_totals, range_rankings, range_summaries):
+    for table in (rollup_delta, rollup_delta_month, user_spend_total, monthly_user_spend,
+                  daily_user_spend, daily_totals, range_rankings, range_summaries):
         connection.execute(delete(table))
 
 
@@ -288,19 +315,23 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False, source: Sou
             if full:
                 for query in by_day:
                     connection.execute(insert(daily_user_spend).from_select(columns, query))
-                _rebuild_months(connection, first, last, users_from_delta=False)
-                _rebuild_totals(connection, users_from_delta=False)
+                _rebuild_months(connection, first, last)
+                _rebuild_totals(connection)
                 _rebuild_day_totals(connection, None, None)
             else:
                 connection.execute(delete(rollup_delta))
+                connection.execute(delete(rollup_delta_month))
                 for query in by_day:
                     connection.execute(insert(rollup_delta).from_select(columns, query))
-                _merge_delta(connection, first, last)
-                _rebuild_months(connection, first, last, users_from_delta=True)
-                _rebuild_totals(connection, users_from_delta=True)
+                _merge(connection, daily_user_spend, rollup_delta, "day", first, last)
+                first_month, last_month = _stage_months(connection, first, last)
+                _merge(connection, monthly_user_spend, rollup_delta_month, "month",
+                       first_month, last_month)
+                _add_to_totals(connection)
                 _rebuild_day_totals(connection, first, last)
                 drop_ranges(connection, first, last)
                 connection.execute(delete(rollup_delta))
+                connection.execute(delete(rollup_delta_month))
             count = connection.execute(
                 select(func.count()).select_from(events)
                 .where(events.c.id > low, events.c.id <= high)

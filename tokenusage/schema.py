@@ -165,6 +165,15 @@ rollup_delta = Table(
     PrimaryKeyConstraint("day", "user_id"),
 )
 
+rollup_delta_month = Table(
+    "rollup_delta_month",
+    metadata,
+    Column("month", Date(), nullable=False),
+    Column("user_id", USER_ID, nullable=False),
+    *_spend_columns(),
+    PrimaryKeyConstraint("user_id", "month"),
+)
+
 ROLLUP_TABLES = (daily_user_spend, monthly_user_spend, user_spend_total, daily_totals)
 
 # Local prices (negotiated or self-hosted models), in nano-dollars per million tokens.

@@ -141,10 +141,18 @@ def upgrade() -> None:
         *_spend_columns(),
         sa.PrimaryKeyConstraint("day", "user_id"),
     )
+    op.create_table(
+        "rollup_delta_month",
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("user_id", USER_ID, nullable=False),
+        *_spend_columns(),
+        sa.PrimaryKeyConstraint("user_id", "month"),
+    )
 
 
 def downgrade() -> None:
     for table in (
+        "rollup_delta_month",
         "rollup_delta",
         "range_rankings",
         "range_summaries",
