@@ -174,11 +174,8 @@ def _merge(connection: Connection, target: Table, delta: Table, bucket: str, fir
     in_range = (target.c[bucket] >= first, target.c[bucket] <= last)
     connection.execute(
         update(target)
-        .where(*in_range, exists().where(match))
-        .values({
-            name: target.c[name] + select(delta.c[name]).where(match).scalar_subquery()
-            for name in VALUE_COLUMNS
-        })
+        .where(match, *in_range)
+        .values({name: target.c[name] + delta.c[name] for name in VALUE_COLUMNS})
     )
     columns = [bucket, "user_id", *VALUE_COLUMNS]
     connection.execute(
@@ -211,14 +208,15 @@ def _add_to_totals(connection: Connection) -> None:
     """Add the staged monthly deltas into the all-time totals per user."""
     target, delta = user_spend_total, rollup_delta_month
     mine = delta.c.user_id == target.c.user_id
+    per_user = (
+        select(delta.c.user_id, *_aggregates(delta, False))
+        .group_by(delta.c.user_id)
+        .subquery("per_user")
+    )
     connection.execute(
         update(target)
-        .where(target.c.user_id.in_(select(delta.c.user_id)))
-        .values({
-            name: target.c[name]
-            + select(func.sum(delta.c[name])).where(mine).scalar_subquery()
-            for name in VALUE_COLUMNS
-        })
+        .where(target.c.user_id == per_user.c.user_id)
+        .values({name: target.c[name] + per_user.c[name] for name in VALUE_COLUMNS})
     )
     connection.execute(
         insert(target).from_select(
@@ -303,13 +301,13 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False, source: Sou
         if full:
             clear(connection)
         high = connection.execute(select(func.max(events.c.id))).scalar() or 0
-        new_range = connection.execute(
-            select(func.min(events.c.occurred_at), func.max(events.c.occurred_at))
+        # count() alongside keeps PostgreSQL on the id range instead of a time-index scan
+        earliest, latest, count = connection.execute(
+            select(func.min(events.c.occurred_at), func.max(events.c.occurred_at), func.count())
             .where(events.c.id > low, events.c.id <= high)
         ).one()
-        count = 0
-        if high > low and new_range[0] is not None:
-            first, last = local_day(new_range[0], tz), local_day(new_range[1], tz)
+        if count:
+            first, last = local_day(earliest, tz), local_day(latest, tz)
             by_day = _events_by_day(events, tz, first, last, low, high)
             columns = ["day", "user_id", *VALUE_COLUMNS]
             if full:
@@ -332,10 +330,6 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False, source: Sou
                 drop_ranges(connection, first, last)
                 connection.execute(delete(rollup_delta))
                 connection.execute(delete(rollup_delta_month))
-            count = connection.execute(
-                select(func.count()).select_from(events)
-                .where(events.c.id > low, events.c.id <= high)
-            ).scalar()
         connection.execute(
             update(rollup_state)
             .where(rollup_state.c.id == STATE_ID)
