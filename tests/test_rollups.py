@@ -155,3 +155,9 @@ def test_events_years_apart(engine):
         stored_at = connection.execute(
             select(usage_events.c.occurred_at).where(usage_events.c.request_id == "b")).scalar()
     assert stored_at == datetime(2026, 11, 2, 23, 59, 59, 999999)  # microseconds everywhere
+
+
+def test_warm_builds_the_preset_periods_once(sqlite_engine, small_demo):
+    demo.load(sqlite_engine, TZ, small_demo)
+    assert ranges.warm(sqlite_engine, TZ) == 5  # today, 30 days and their previous; all time
+    assert ranges.warm(sqlite_engine, TZ) == 0

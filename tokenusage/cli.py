@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError
 
-from tokenusage import database, demo, importer, prices, rollups, source
+from tokenusage import database, demo, importer, prices, ranges, rollups, source
 from tokenusage.config import ConfigError, Settings, load_settings
 
 
@@ -64,6 +64,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
                              source=source.for_settings(settings))
     print(f"rollups {result.mode}: {result.events:,} events in {result.seconds:.2f} s "
           f"(timezone {settings.timezone})")
+    built = ranges.warm(engine, settings.timezone)
+    if built:
+        print(f"stored rankings built for {built} preset periods")
     return 0
 
 

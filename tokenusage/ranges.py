@@ -10,6 +10,7 @@ stored ranges that contain a changed day.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Connection,
@@ -24,7 +25,7 @@ from sqlalchemy import (
 )
 
 from tokenusage import rollups
-from tokenusage.periods import DayRange
+from tokenusage.periods import DayRange, Period, resolve
 from tokenusage.rollups import month_start
 from tokenusage.schema import (
     daily_totals,
@@ -139,9 +140,12 @@ def stored(connection: Connection, days: DayRange) -> dict | None:
 def build(engine: Engine, days: DayRange) -> bool:
     """Store the ranking of `days` unless it is stored already. True if it was built."""
     key = range_key(days)
+    with engine.connect() as connection:
+        if stored(connection, days) is not None:
+            return False
     with engine.begin() as connection:
         rollups.lock(connection)
-        if stored(connection, days) is not None:
+        if stored(connection, days) is not None:  # built meanwhile by another process
             return False
         spend = spend_by_user(days)
         order = (spend.c.spend.desc(), spend.c.user_id.asc())
@@ -182,3 +186,17 @@ def _prune(connection: Connection, keep: str) -> None:
     if old:
         connection.execute(delete(range_rankings).where(range_rankings.c.range_key.in_(old)))
         connection.execute(delete(s).where(s.c.range_key.in_(old)))
+
+
+def warm(engine: Engine, timezone: str) -> int:
+    """Build the stored rankings of the preset periods (and the periods they are compared
+    with), so the first page view after a refresh does not wait for them. Returns how many
+    were built."""
+    tz = ZoneInfo(timezone)
+    built = 0
+    for period in (Period.TODAY, Period.LAST_30_DAYS, Period.ALL):
+        days = resolve(period, tz)
+        for wanted in (days, days.previous()):
+            if wanted is not None:
+                built += build(engine, wanted)
+    return built

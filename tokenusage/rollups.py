@@ -186,16 +186,18 @@ def _merge(connection: Connection, target: Table, delta: Table, bucket: str, fir
     )
 
 
-def _stage_months(connection: Connection, first: date, last: date) -> tuple[date, date]:
-    """Group the staged day deltas by month into rollup_delta_month; return the month range."""
+def _insert_by_month(connection: Connection, source: Table, target: Table, first: date,
+                     last: date) -> tuple[date, date]:
+    """Sum the per-day rows of `source` (days first..last) by month and user into `target`;
+    return the first and last month."""
     months = _months(first, last)
     rows = select(
-        month_expr(rollup_delta.c.day, months[0], months[-1]).label("month"),
-        rollup_delta.c.user_id,
-        *(rollup_delta.c[name] for name in VALUE_COLUMNS),
+        month_expr(source.c.day, months[0], months[-1]).label("month"),
+        source.c.user_id,
+        *(source.c[name] for name in VALUE_COLUMNS),
     ).subquery("bucketed")
     connection.execute(
-        insert(rollup_delta_month).from_select(
+        insert(target).from_select(
             ["month", "user_id", *VALUE_COLUMNS],
             select(rows.c.month, rows.c.user_id, *_aggregates(rows, False))
             .group_by(rows.c.month, rows.c.user_id),
@@ -224,23 +226,6 @@ def _add_to_totals(connection: Connection) -> None:
             select(delta.c.user_id, *_aggregates(delta, False))
             .where(~exists().where(mine))
             .group_by(delta.c.user_id),
-        )
-    )
-
-
-def _rebuild_months(connection: Connection, first: date, last: date) -> None:
-    months = _months(first, last)
-    daily = daily_user_spend
-    rows = select(
-        month_expr(daily.c.day, months[0], months[-1]).label("month"),
-        daily.c.user_id,
-        *(daily.c[name] for name in VALUE_COLUMNS),
-    ).subquery("bucketed")
-    connection.execute(
-        insert(monthly_user_spend).from_select(
-            ["month", "user_id", *VALUE_COLUMNS],
-            select(rows.c.month, rows.c.user_id, *_aggregates(rows, False))
-            .group_by(rows.c.month, rows.c.user_id),
         )
     )
 
@@ -313,7 +298,7 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False, source: Sou
             if full:
                 for query in by_day:
                     connection.execute(insert(daily_user_spend).from_select(columns, query))
-                _rebuild_months(connection, first, last)
+                _insert_by_month(connection, daily_user_spend, monthly_user_spend, first, last)
                 _rebuild_totals(connection)
                 _rebuild_day_totals(connection, None, None)
             else:
@@ -322,7 +307,8 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False, source: Sou
                 for query in by_day:
                     connection.execute(insert(rollup_delta).from_select(columns, query))
                 _merge(connection, daily_user_spend, rollup_delta, "day", first, last)
-                first_month, last_month = _stage_months(connection, first, last)
+                first_month, last_month = _insert_by_month(
+                    connection, rollup_delta, rollup_delta_month, first, last)
                 _merge(connection, monthly_user_spend, rollup_delta_month, "month",
                        first_month, last_month)
                 _add_to_totals(connection)

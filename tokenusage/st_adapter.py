@@ -11,7 +11,7 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from tokenusage import database, demo, queries, rollups, source, viewstate
+from tokenusage import database, demo, queries, ranges, rollups, source, viewstate
 from tokenusage.config import ConfigError, Settings, load_settings
 from tokenusage.periods import DayRange, Period
 from tokenusage.presentation import ranking_csv
@@ -67,9 +67,11 @@ def mapping_key(config: Settings) -> str:
 @st.cache_data(ttl=FRESHNESS_TTL, show_spinner="Updating the rollups…")
 def _refresh(url: str, timezone: str, mapping: str) -> str:
     engine, origin = _engine(url), _source(mapping)
-    if rollups.is_current(engine, timezone, origin):
-        return "current"
-    return rollups.refresh(engine, timezone, source=origin).mode
+    mode = "current"
+    if not rollups.is_current(engine, timezone, origin):
+        mode = rollups.refresh(engine, timezone, source=origin).mode
+    ranges.warm(engine, timezone)
+    return mode
 
 
 def engine_or_stop(config: Settings) -> Engine:
