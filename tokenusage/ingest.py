@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, Table, insert, select, update
 from tokenusage import rollups
 from tokenusage.schema import SEARCH_SEPARATOR, payments, usage_events, users
 
-BATCH_SIZE = 5_000
+BATCH_SIZE = 20_000
 
 EVENT_FIELDS = (
     "request_id",
