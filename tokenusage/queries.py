@@ -334,12 +334,15 @@ def has_demo_data(connection: Connection) -> bool:
     return connection.execute(query.limit(1)).first() is not None
 
 
-def data_version(connection: Connection) -> tuple[str, int]:
-    """Changes whenever the rollups change: a cache key for query results."""
+def data_version(connection: Connection) -> tuple[str, int, str]:
+    """Changes whenever a refresh changes the rollups: a cache key for query results.
+
+    (Not the lock counter: that also moves for every import batch and stored ranking.)
+    """
     row = connection.execute(
-        select(rollup_state.c.timezone, rollup_state.c.watermark, rollup_state.c.generation)
+        select(rollup_state.c.timezone, rollup_state.c.watermark, rollup_state.c.refreshed_at)
     ).first()
-    return (row[0], int(row[2])) if row else ("", 0)
+    return (row[0], int(row[1]), str(row[2])) if row else ("", 0, "")
 
 
 @dataclass(frozen=True)

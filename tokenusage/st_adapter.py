@@ -99,7 +99,7 @@ def engine_or_stop(config: Settings) -> Engine:
         st.stop()
 
 
-def data_version(engine: Engine) -> tuple[str, int]:
+def data_version(engine: Engine) -> tuple[str, int, str]:
     with engine.connect() as connection:
         return queries.data_version(connection)
 
@@ -115,7 +115,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {}
 
 
 @st.cache_data(ttl=CACHE_TTL, max_entries=256, show_spinner=False)
-def _cached_call(name: str, url: str, mapping: str, version: tuple[str, int], *args: Any
+def _cached_call(name: str, url: str, mapping: str, version: tuple[str, int, str], *args: Any
                  ) -> Any:
     return _FUNCTIONS[name](_engine(url), *args, source=_source(mapping))
 
