@@ -174,7 +174,6 @@ rollup_delta_month = Table(
     PrimaryKeyConstraint("user_id", "month"),
 )
 
-ROLLUP_TABLES = (daily_user_spend, monthly_user_spend, user_spend_total, daily_totals)
 
 # Local prices (negotiated or self-hosted models), in nano-dollars per million tokens.
 # They win over genai-prices for events at or after `effective_from` (naive UTC).
