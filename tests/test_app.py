@@ -160,7 +160,7 @@ def test_malformed_parameters_fall_back_with_a_notice(app, live_demo):
     at = app(period="fortnight", page_size="7", page="-1")
     assert not at.exception
     assert table(at) == oracle_rows(expected(live_demo, today() - timedelta(days=29), today()))
-    notices = " ".join(t.value for t in at.toast)
+    notices = " ".join(w.value for w in at.warning)
     assert "period=fortnight" in notices and "page_size=7" in notices
     assert "period" not in at.query_params
 

@@ -66,3 +66,8 @@ def test_custom_without_dates_asks_for_them():
 def test_long_search_is_cut_and_repeated_keys_take_the_last():
     assert len(parse({"search": "x" * 1000}).filters.search) == 200
     assert parse({"page": ["2", "5"]}).filters.page == 5
+
+
+def test_a_notice_cannot_carry_markup():
+    notice = parse({"period": "`[x](https://evil.example)`"}).notices[0]
+    assert notice.count("`") == 2  # the raw value stays inside one code span

@@ -190,8 +190,9 @@ def load_url_state() -> None:
 
 
 def show_url_notices() -> None:
-    for notice in st.session_state.pop(URL_NOTICES, []):
-        st.toast(notice, icon=":material/link_off:")
+    notices = st.session_state.pop(URL_NOTICES, [])
+    if notices:
+        st.warning("  \n".join(notices), icon=":material/link_off:")
 
 
 def current_filters() -> viewstate.Filters:

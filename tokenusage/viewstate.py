@@ -62,7 +62,7 @@ def parse(params: Mapping[str, Any]) -> Parsed:
     changes: dict[str, Any] = {}
 
     def bad(key: str, raw: str, why: str) -> None:
-        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        shown = (raw if len(raw) <= 40 else raw[:40] + "…").replace("`", "'")  # stays code
         result.notices.append(f"Ignored `{key}={shown}` in the link: {why}.")
 
     if "period" in params:
