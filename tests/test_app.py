@@ -246,3 +246,17 @@ def test_unpriced_calls_are_flagged(monkeypatch, tmp_path, live_demo):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert any("3 calls in this period could not be priced" in w.value for w in at.warning)
+
+
+def test_sign_in_gate_hides_the_data(app, monkeypatch, db_url):
+    monkeypatch.setenv("TOKENUSAGE_DB_URL", db_url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["auth"] = {
+        "redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+        "client_id": "id", "client_secret": "secret",
+        "server_metadata_url": "https://accounts.example.com/.well-known/openid-configuration",
+    }
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not at.dataframe and not at.metric

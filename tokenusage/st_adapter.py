@@ -165,7 +165,7 @@ def require_sign_in(config: Settings) -> None:
             st.sidebar.warning("Sign-in is off: anyone who can open this URL sees user data. "
                                "Configure `[auth]` in secrets.toml.", icon=":material/lock_open:")
         return
-    if not st.user.is_logged_in:
+    if not st.user.get("is_logged_in", False):
         st.title("Token spend")
         st.write("This dashboard shows personal data. Sign in to continue.")
         st.button("Sign in", on_click=st.login, type="primary")
