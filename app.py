@@ -1,9 +1,13 @@
 """Token spend dashboard: page config, sign-in, shared period filter, navigation."""
 
+from datetime import date
+
 import streamlit as st
 
 from tokenusage import st_adapter as web
 from tokenusage.periods import Period, today_in
+
+FIRST_DAY = date(2000, 1, 1)
 
 st.set_page_config(page_title="Token spend", page_icon=":material/toll:", layout="wide")
 
@@ -23,11 +27,11 @@ with st.sidebar:
         persist_state="session",
     )
     if st.session_state.get("period") == Period.CUSTOM:
-        if not isinstance(st.session_state.get("date_range"), tuple | list):
-            st.session_state["date_range"] = (today.replace(day=1), today)
+        web.fit_date_range(FIRST_DAY, today)
         st.date_input(
             "Dates",
             value=(today.replace(day=1), today),
+            min_value=FIRST_DAY,
             max_value=today,
             key="date_range",
             on_change=web.reset_page,

@@ -70,7 +70,7 @@ size_col.selectbox("Rows per page", PAGE_SIZES, key="page_size", on_change=web.r
                    persist_state="session")
 
 if page.matching == 0:
-    st.info(f"No user matches “{filters.search}” in this period.",
+    st.info(f"No user matches “{presentation.plain(filters.search)}” in this period.",
             icon=":material/search_off:")
 else:
     names_are_links = presentation.names_are_links(config.profile_url)

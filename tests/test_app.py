@@ -260,3 +260,34 @@ def test_sign_in_gate_hides_the_data(app, monkeypatch, db_url):
     assert not at.exception
     assert [b.label for b in at.button] == ["Sign in"]
     assert not at.dataframe and not at.metric
+
+
+def test_search_text_is_shown_as_text(app):
+    at = app(search="[Session expired, sign in](https://evil.example/login)")
+    message = next(i.value for i in at.info if "No user matches" in i.value)
+    assert "\\[Session expired" in message and "\\(https\\://evil" in message
+
+
+def test_a_custom_range_beyond_today_is_cut_with_a_notice(app, live_demo):
+    start = today() - timedelta(days=10)
+    at = app(period="custom", date_range=f"{start}/2035-01-01")
+    assert not at.exception
+    assert table(at) == oracle_rows(expected(live_demo, start, today()))
+    assert any("was cut to" in w.value for w in at.warning)
+    assert at.query_params["date_range"] == f"{start}/{today()}"
+
+
+def test_database_lost_after_start_shows_the_banner(app, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    at = app()
+    assert at.dataframe
+
+    def down(*_args, **_kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr("tokenusage.queries.has_demo_data", down)
+    monkeypatch.setattr("tokenusage.queries.data_version", down)
+    at.run()
+    assert not at.exception
+    assert any("not reachable" in e.value for e in at.error)

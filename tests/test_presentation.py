@@ -58,3 +58,21 @@ def test_csv_has_every_row_with_exact_amounts():
 def test_plain_text_is_never_markup():
     assert plain("[click](https://evil.example) **bold** <b>") == (
         "\\[click\\]\\(https\\://evil\\.example\\) \\*\\*bold\\*\\* \\<b\\>")
+
+
+def test_csv_cells_never_start_a_formula():
+    evil = RankedUser(1, "@u1", '=HYPERLINK("https://evil.example")', "+x@y.z", "-pro", 5, 1, 1)
+    row = next(csv.DictReader(io.StringIO(ranking_csv([evil]).decode())))
+    assert row["name"] == '\'=HYPERLINK("https://evil.example")'
+    assert (row["user_id"], row["email"], row["plan"]) == ("'@u1", "'+x@y.z", "'-pro")
+
+
+def test_chart_annotations_are_text():
+    from datetime import date
+
+    from tokenusage.charts import daily_spend
+    from tokenusage.queries import SeriesPoint
+
+    points = [SeriesPoint(date(2026, 11, d), 10**9, 1, 1) for d in (1, 2, 3)]
+    figure = daily_spend(points, [(date(2026, 11, 2), '<a href="https://evil.example">x</a>')])
+    assert figure.layout.annotations[0].text == "&lt;a href=&quot;https://evil.example&quot;&gt;x&lt;/a&gt;"

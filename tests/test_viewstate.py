@@ -71,3 +71,15 @@ def test_long_search_is_cut_and_repeated_keys_take_the_last():
 def test_a_notice_cannot_carry_markup():
     notice = parse({"period": "`[x](https://evil.example)`"}).notices[0]
     assert notice.count("`") == 2  # the raw value stays inside one code span
+
+
+@pytest.mark.parametrize("raw", ["²", "٣", "99999999999999999999", "10000001"])
+def test_odd_numbers_fall_back(raw):
+    parsed = parse({"page": raw, "page_size": raw})
+    assert (parsed.filters.page, parsed.filters.page_size) == (1, 25)
+    assert len(parsed.notices) == 2
+
+
+def test_a_notice_stays_on_one_line():
+    notice = parse({"period": "x\n\n[Login](https://evil.example)"}).notices[0]
+    assert "\n" not in notice and notice.count("`") == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from datetime import date
 
@@ -33,7 +34,8 @@ def daily_spend(points: Sequence[SeriesPoint], annotations: Sequence[tuple[date,
         for day, title in annotations:
             if first <= day <= last:
                 figure.add_vline(x=day, line_dash="dot", line_color="#9CA3AF")
-                figure.add_annotation(x=day, y=1, yref="paper", text=title, showarrow=False,
+                figure.add_annotation(x=day, y=1, yref="paper", text=html.escape(title),
+                                      showarrow=False,
                                       xanchor="left", yanchor="top", font_size=11,
                                       font_color="#6B7280")
     figure.update_layout(

@@ -48,14 +48,22 @@ def ranking_frame(page: RankingPage, template: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    """Text a spreadsheet will not run as a formula (a leading quote, as OWASP advises)."""
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
 def ranking_csv(rows: Iterable[RankedUser]) -> bytes:
     """The whole ranking as CSV with exact amounts (9 decimals, no rounding)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow([row.rank, row.user_id, row.name, row.email, row.plan,
-                         exact_usd(row.spend_nanos), row.events, row.tokens])
+        writer.writerow([row.rank, _cell(row.user_id), _cell(row.name), _cell(row.email),
+                         _cell(row.plan), exact_usd(row.spend_nanos), row.events, row.tokens])
     return buffer.getvalue().encode("utf-8")
 
 

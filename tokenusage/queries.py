@@ -32,6 +32,7 @@ from tokenusage.source import OWN, Source
 
 PAGE_SIZES = (10, 25, 50, 100, 250, 500)
 DEFAULT_PAGE_SIZE = 25
+MAX_PAGE = 10_000_000
 
 
 @contextmanager
@@ -96,22 +97,28 @@ def _ranked_user(r) -> RankedUser:
                       r["plan"], int(r["spend"]), int(r["events"]), int(r["tokens"]))
 
 
-def search_condition(search: str | None, people: FromClause = users
+def search_condition(search: str | None, people: FromClause = users, mapped: bool = False
                      ) -> ColumnElement[bool] | None:
-    """Case-insensitive substring match on name, email and id; % and _ are literal."""
-    needle = (search or "").replace(SEARCH_SEPARATOR, " ").strip().casefold()
+    """Case-insensitive substring match on name, email and id; % and _ are literal.
+
+    Our own search keys are casefolded in Python; a mapped source's are lower-cased by its
+    database, so the needle is lower-cased the same way there.
+    """
+    needle = (search or "").replace(SEARCH_SEPARATOR, " ").strip()
+    needle = needle.lower() if mapped else needle.casefold()
     if not needle:
         return None
     return people.c.search_key.contains(needle, autoescape=True)
 
 
-def _matching_users(search: str | None, people: FromClause) -> Select | None:
+def _matching_users(search: str | None, source: Source) -> Select | None:
     """Ids of the users a search matches, or None for no search.
 
     Filtering the ranking by this list (rather than joining users to every ranked row)
     lets the database scan the users once and then look ranks up by id.
     """
-    condition = search_condition(search, people)
+    people = source.users
+    condition = search_condition(search, people, source.mapped)
     return None if condition is None else select(people.c.user_id).where(condition)
 
 
@@ -177,11 +184,11 @@ def ranking_page(
     source: Source = OWN,
 ) -> RankingPage:
     """One page of the spend ranking. Rank is the position in the whole period's ranking."""
-    page = max(1, int(page))
+    page = min(max(1, int(page)), MAX_PAGE)
     offset = (page - 1) * page_size
     ranked, totals = _ranking(connection, days)
     query = _with_users(ranked, source.users)
-    matches = _matching_users(search, source.users)
+    matches = _matching_users(search, source)
     if matches is None:
         result = connection.execute(
             query.where(ranked.c.rank > offset).order_by(ranked.c.rank).limit(page_size)
@@ -207,7 +214,7 @@ def iter_ranking(
     """Every ranked user of the period (after search), in rank order, for export."""
     ranked, _ = _ranking(connection, days)
     query = _with_users(ranked, source.users)
-    matches = _matching_users(search, source.users)
+    matches = _matching_users(search, source)
     if matches is not None:
         query = query.where(ranked.c.user_id.in_(matches))
     result = connection.execution_options(yield_per=chunk).execute(query.order_by(ranked.c.rank))

@@ -3,9 +3,11 @@ cached query results, sign-in and the URL query string. Pages call these."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
-from typing import Any
+from datetime import date
+from typing import Any, NoReturn
 
 import streamlit as st
 from sqlalchemy import Engine
@@ -90,20 +92,43 @@ def engine_or_stop(config: Settings) -> Engine:
     except ConfigError as exc:
         st.error(f"Configuration error: {exc}", icon=":material/settings:")
         st.stop()
-    except (database.DatabaseUnavailable, SQLAlchemyError, OSError) as exc:
-        st.error(
-            "**The database is not reachable.** The dashboard will show data again as soon "
-            f"as it is back.\n\n`{str(exc).splitlines()[0][:300]}`",
-            icon=":material/cloud_off:",
-        )
-        st.stop()
+    except DATABASE_ERRORS as exc:
+        _database_down(exc)
 
 
+DATABASE_ERRORS = (database.DatabaseUnavailable, SQLAlchemyError, OSError)
+
+
+def _database_down(exc: Exception) -> NoReturn:
+    message = " ".join(str(exc).split())[:300].replace("`", "'")
+    st.error(
+        "**The database is not reachable.** The dashboard will show data again as soon "
+        f"as it is back.\n\n`{message}`",
+        icon=":material/cloud_off:",
+    )
+    st.stop()
+
+
+def guarded(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function`, with a lost database shown as the banner instead of a traceback."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except DATABASE_ERRORS as exc:
+            _database_down(exc)
+
+    return call
+
+
+@guarded
 def data_version(engine: Engine) -> tuple[str, int, str]:
     with engine.connect() as connection:
         return queries.data_version(connection)
 
 
+@guarded
 def is_demo(config: Settings, engine: Engine) -> bool:
     if config.source_mapping:
         return False
@@ -124,6 +149,7 @@ def cached(function: Callable[..., Any]) -> Callable[..., Any]:
     """Bounded result cache keyed on the database URL, the data version and the arguments."""
     name = f"{function.__module__}.{function.__qualname__}"
 
+    @guarded
     def call(config: Settings, engine: Engine, *args: Any) -> Any:
         return _cached_call(name, config.db_url, mapping_key(config), data_version(engine),
                             *args)
@@ -217,6 +243,23 @@ def write_url(filters: viewstate.Filters, keys: tuple[str, ...]) -> None:
                 st.query_params[key] = wanted[key]
         elif key in st.query_params:
             del st.query_params[key]
+
+
+def fit_date_range(first: date, last: date) -> None:
+    """Keep the custom range within [first, last] (the date picker's limits), saying so."""
+    value = st.session_state.get("date_range")
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        if not isinstance(value, tuple | list) or not value:
+            st.session_state["date_range"] = (last.replace(day=1), last)
+        return
+    start, end = max(value[0], first), min(value[1], last)
+    if start > end:
+        start = end = last if value[0] > last else first
+    if (start, end) != tuple(value):
+        st.session_state["date_range"] = (start, end)
+        st.session_state.setdefault(URL_NOTICES, []).append(
+            f"The custom range {value[0]} – {value[1]} was cut to {start} – {end}: "
+            f"dates run from {first} to today.")
 
 
 def reset_page() -> None:

@@ -6,15 +6,17 @@ a short notice that the page shows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 from tokenusage.periods import Period
-from tokenusage.queries import DEFAULT_PAGE_SIZE, PAGE_SIZES
+from tokenusage.queries import DEFAULT_PAGE_SIZE, MAX_PAGE, PAGE_SIZES
 
 MAX_SEARCH_LENGTH = 200
+_WHOLE = re.compile(r"[0-9]{1,9}")
 KEYS = ("period", "date_range", "search", "page_size", "page")
 
 
@@ -62,7 +64,8 @@ def parse(params: Mapping[str, Any]) -> Parsed:
     changes: dict[str, Any] = {}
 
     def bad(key: str, raw: str, why: str) -> None:
-        shown = (raw if len(raw) <= 40 else raw[:40] + "…").replace("`", "'")  # stays code
+        shown = " ".join((raw if len(raw) <= 40 else raw[:40] + "…").split())
+        shown = shown.replace("`", "'")  # one line, no backtick: it stays a code span
         result.notices.append(f"Ignored `{key}={shown}` in the link: {why}.")
 
     if "period" in params:
@@ -85,18 +88,18 @@ def parse(params: Mapping[str, Any]) -> Parsed:
         result.present.add("search")
     if "page_size" in params:
         raw = _one(params["page_size"])
-        if raw.isdigit() and int(raw) in PAGE_SIZES:
+        if _WHOLE.fullmatch(raw) and int(raw) in PAGE_SIZES:
             changes["page_size"] = int(raw)
             result.present.add("page_size")
         else:
             bad("page_size", raw, "rows per page is one of " + ", ".join(map(str, PAGE_SIZES)))
     if "page" in params:
         raw = _one(params["page"])
-        if raw.isdigit() and int(raw) >= 1:
+        if _WHOLE.fullmatch(raw) and 1 <= int(raw) <= MAX_PAGE:
             changes["page"] = int(raw)
             result.present.add("page")
         else:
-            bad("page", raw, "a page is a whole number from 1")
+            bad("page", raw, f"a page is a whole number from 1 to {MAX_PAGE:,}")
     result.filters = replace(f, **changes)
     if result.filters.period is Period.CUSTOM and result.filters.date_range is None:
         result.notices.append("A custom period needs `date_range`; pick the dates.")
