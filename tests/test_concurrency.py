@@ -59,3 +59,24 @@ def test_pages_stay_consistent_while_another_process_imports(engine, backend, sm
     assert writer.returncode == 0, err
     assert "done" in out
     assert checks > 3 and len(seen_totals) > 2  # the reads really overlapped the writes
+
+
+def test_threads_of_one_process_build_and_refresh_together(engine, small_demo):
+    """Streamlit serves sessions as threads: concurrent writers must not fail a page view."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    from tokenusage import ranges, rollups
+
+    demo.load(engine, TZ, small_demo)
+    wanted = [DayRange(NOW.date() - timedelta(days=n), NOW.date()) for n in range(12)]
+
+    def work(days):
+        rollups.refresh(engine, TZ)
+        return ranges.build(engine, days)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        built = list(pool.map(work, wanted + wanted))
+    assert sum(built) == len(wanted)  # each range built exactly once, no errors
+    with queries.snapshot(engine) as connection:
+        assert all(ranges.stored(connection, days) is not None for days in wanted)

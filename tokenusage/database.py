@@ -2,18 +2,56 @@
 
 from __future__ import annotations
 
+import functools
+import random
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from tokenusage.schema import usage_events, users
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+CONFLICT_ATTEMPTS = 8
+P = ParamSpec("P")
+T = TypeVar("T")
 SQLITE_CACHE_KIB = 65_536  # page cache per connection; the default 2 MiB thrashes at scale
+
+
+def is_write_conflict(exc: DBAPIError) -> bool:
+    """A transaction lost a race with another writer and may simply be run again.
+
+    DuckDB does not wait for a row another transaction is updating: it fails the second
+    one. PostgreSQL and MySQL report serialization failures and deadlocks the same way.
+    """
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    code = orig.args[0] if getattr(orig, "args", None) else None
+    return (type(orig).__name__ == "TransactionException" or state in ("40001", "40P01")
+            or code in (1205, 1213))
+
+
+def retry_on_conflict(function: Callable[P, T]) -> Callable[P, T]:
+    """Run a whole write transaction again when it loses a race with another writer."""
+
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                return function(*args, **kwargs)
+            except DBAPIError as exc:
+                if attempt + 1 == CONFLICT_ATTEMPTS or not is_write_conflict(exc):
+                    raise
+                time.sleep(0.02 * 2**attempt * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    return call
 
 
 class DatabaseUnavailable(RuntimeError):

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 
 from tokenusage import rollups
+from tokenusage.database import retry_on_conflict
 from tokenusage.periods import DayRange, Period, resolve
 from tokenusage.rollups import month_start
 from tokenusage.schema import (
@@ -137,6 +138,7 @@ def stored(connection: Connection, days: DayRange) -> dict | None:
     return dict(row) if row else None
 
 
+@retry_on_conflict
 def build(engine: Engine, days: DayRange) -> bool:
     """Store the ranking of `days` unless it is stored already. True if it was built."""
     key = range_key(days)

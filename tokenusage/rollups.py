@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
+from tokenusage.database import retry_on_conflict
 from tokenusage.periods import day_start_utc, local_day
 from tokenusage.schema import (
     daily_totals,
@@ -272,6 +273,7 @@ def clear(connection: Connection) -> None:
         connection.execute(delete(table))
 
 
+@retry_on_conflict
 def refresh(engine: Engine, timezone: str, *, rebuild: bool = False, source: Source = OWN
             ) -> RefreshResult:
     """Bring the rollups up to date with the events, for business timezone `timezone`."""
