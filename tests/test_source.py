@@ -160,3 +160,35 @@ def test_mapping_errors_are_clear(tmp_path):
     assert settings.source_mapping == {"users": {"table": "crm.accounts", "user_id": "id"}}
     with pytest.raises(ConfigError, match="needs table"):
         from_mapping(settings.source_mapping)
+
+
+def test_an_id_committed_late_is_still_counted(company):
+    """A company's writers do not take our lock: a lower id may commit after a higher one."""
+    admin, engine = company
+    database.upgrade(engine)
+    source = from_mapping(MAPPING)
+    rollups.refresh(engine, TZ, source=source)
+    insert_call = text(
+        "INSERT INTO billing.llm_calls (call_uuid, account_id, created, vendor, model_name, "
+        "prompt_tokens, completion_tokens, cached_tokens, cost) VALUES (:uuid, 7, "
+        "'2026-11-25T12:00:00Z', 'openai', 'gpt-4o', 1, 1, 0, :cost) RETURNING call_id")
+    slow, fast = admin.connect(), admin.connect()
+    slow_tx = slow.begin()
+    slow_id = slow.execute(insert_call, {"uuid": str(uuid.uuid4()), "cost": "2"}).scalar()
+    with fast.begin():
+        fast_id = fast.execute(insert_call, {"uuid": str(uuid.uuid4()), "cost": "1"}).scalar()
+    assert slow_id < fast_id
+    assert rollups.refresh(engine, TZ, source=source).events == 1  # the committed one
+    slow_tx.commit()
+    slow.close()
+    fast.close()
+    assert not rollups.is_current(engine, TZ, source)
+    assert rollups.refresh(engine, TZ, source=source).events == 1  # the late one, once
+    assert rollups.is_current(engine, TZ, source)
+    assert rollups.refresh(engine, TZ, source=source).events == 0
+    report = rollups.verify(engine, TZ, source)
+    assert report.ok, report.differences
+    expected = ranking(_frame(admin), TZ, None, None)
+    with queries.snapshot(engine) as connection:
+        totals = queries.period_totals(connection, DayRange(None, None))
+    assert totals.spend_nanos == int(expected["spend_nanos"].sum())

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Date,
     Engine,
@@ -47,6 +48,7 @@ from tokenusage.schema import (
     range_summaries,
     rollup_delta,
     rollup_delta_month,
+    rollup_seen,
     rollup_state,
     user_spend_total,
 )
@@ -139,15 +141,15 @@ def _aggregates(source: Table | Any, from_events: bool) -> list[ColumnElement]:
 MAX_CASE_DAYS = 400
 
 
-def _events_by_day(e: FromClause, tz: ZoneInfo, first: date, last: date, low: int,
-                   high: int) -> list[Select]:
-    """Per-day, per-user sums of the events with low < id <= high, one query per window of
+def _events_by_day(e: FromClause, tz: ZoneInfo, first: date, last: date,
+                   new: list[ColumnElement]) -> list[Select]:
+    """Per-day, per-user sums of the new events (conditions `new`), one query per window of
     at most MAX_CASE_DAYS days (so the bucketing expression stays small)."""
     queries = []
     start = first
     while start <= last:
         end = min(last, start + timedelta(days=MAX_CASE_DAYS - 1))
-        window = [e.c.id > low, e.c.id <= high]
+        window = list(new)
         if (start, end) != (first, last):
             window += [e.c.occurred_at >= day_start_utc(start, tz),
                        e.c.occurred_at < day_start_utc(end + timedelta(days=1), tz)]
@@ -267,9 +269,37 @@ def drop_ranges(connection: Connection, first: date | None, last: date | None) -
         connection.execute(delete(s).where(s.c.range_key.in_(keys)))
 
 
+SEEN_WINDOW = 1_000_000
+
+
+def _claim_new_ids(connection: Connection, events: FromClause, low: int, high: int,
+                   refresh_id: int, full: bool) -> list[ColumnElement]:
+    """For a mapped source: record the ids this refresh folds in, and select exactly those.
+
+    Ids up to SEEN_WINDOW below the watermark are looked at again, so an event whose id
+    committed after a higher one (a sequence in another writer's open transaction) is
+    still counted, once.
+    """
+    seen = rollup_seen
+    floor = 0 if full else max(0, low - SEEN_WINDOW)
+    connection.execute(
+        insert(seen).from_select(
+            ["id", "refresh"],
+            select(events.c.id, literal(refresh_id, BigInteger)).where(
+                events.c.id > floor, events.c.id <= high,
+                events.c.id.not_in(select(seen.c.id).where(seen.c.id > floor)),
+            ),
+        )
+    )
+    connection.execute(delete(seen).where(seen.c.id <= high - SEEN_WINDOW))
+    return [events.c.id > floor, events.c.id <= high,
+            events.c.id.in_(select(seen.c.id).where(seen.c.refresh == refresh_id))]
+
+
 def clear(connection: Connection) -> None:
-    for table in (rollup_delta, rollup_delta_month, user_spend_total, monthly_user_spend,
-                  daily_user_spend, daily_totals, range_rankings, range_summaries):
+    for table in (rollup_seen, rollup_delta, rollup_delta_month, user_spend_total,
+                  monthly_user_spend, daily_user_spend, daily_totals, range_rankings,
+                  range_summaries):
         connection.execute(delete(table))
 
 
@@ -288,14 +318,17 @@ def refresh(engine: Engine, timezone: str, *, rebuild: bool = False, source: Sou
         if full:
             clear(connection)
         high = connection.execute(select(func.max(events.c.id))).scalar() or 0
+        new = [events.c.id > low, events.c.id <= high]
+        if source.mapped:
+            new = _claim_new_ids(connection, events, low, high, current["generation"], full)
         # count() alongside keeps PostgreSQL on the id range instead of a time-index scan
         earliest, latest, count = connection.execute(
             select(func.min(events.c.occurred_at), func.max(events.c.occurred_at), func.count())
-            .where(events.c.id > low, events.c.id <= high)
+            .where(*new)
         ).one()
         if count:
             first, last = local_day(earliest, tz), local_day(latest, tz)
-            by_day = _events_by_day(events, tz, first, last, low, high)
+            by_day = _events_by_day(events, tz, first, last, new)
             columns = ["day", "user_id", *VALUE_COLUMNS]
             if full:
                 for query in by_day:
@@ -341,10 +374,22 @@ def pending_events(engine: Engine, source: Source = OWN) -> int:
 
 def is_current(engine: Engine, timezone: str, source: Source = OWN) -> bool:
     """Whether the rollups are built for `timezone` and hold every stored event."""
+    events = source.events
     with engine.connect() as connection:
         current = state(connection)
-        newest = connection.execute(select(func.max(source.events.c.id))).scalar() or 0
-    return bool(current) and current["timezone"] == timezone and current["watermark"] >= newest
+        if not current or current["timezone"] != timezone:
+            return False
+        newest = connection.execute(select(func.max(events.c.id))).scalar() or 0
+        if current["watermark"] < newest:
+            return False
+        if not source.mapped:
+            return True
+        floor = max(0, current["watermark"] - SEEN_WINDOW)
+        late = select(events.c.id).where(
+            events.c.id > floor, events.c.id <= current["watermark"],
+            events.c.id.not_in(select(rollup_seen.c.id).where(rollup_seen.c.id > floor)),
+        ).limit(1)
+        return connection.execute(late).first() is None
 
 
 @dataclass

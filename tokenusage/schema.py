@@ -165,6 +165,16 @@ rollup_delta = Table(
     PrimaryKeyConstraint("day", "user_id"),
 )
 
+# Ids of a mapped source's recent events already folded into the rollups: a company's
+# writers do not take our lock, so an id may commit after a higher one was counted.
+rollup_seen = Table(
+    "rollup_seen",
+    metadata,
+    Column("id", BigInteger(), primary_key=True, autoincrement=False),
+    Column("refresh", BigInteger(), nullable=False),
+    Index("ix_rollup_seen_refresh", "refresh"),
+)
+
 rollup_delta_month = Table(
     "rollup_delta_month",
     metadata,

@@ -154,6 +154,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", "user_id"),
     )
     op.create_table(
+        "rollup_seen",
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=False),
+        sa.Column("refresh", sa.BigInteger(), nullable=False),
+    )
+    op.create_index("ix_rollup_seen_refresh", "rollup_seen", ["refresh"])
+    op.create_table(
         "rollup_delta_month",
         sa.Column("month", sa.Date(), nullable=False),
         sa.Column("user_id", USER_ID, nullable=False),
@@ -164,6 +170,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
+        "rollup_seen",
         "rollup_delta_month",
         "rollup_delta",
         "range_rankings",
