@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from tokenusage.money import exact_usd, format_usd, format_usd_short, to_nanos
+from tokenusage.money import exact_usd, format_usd, to_nanos
 
 
 @pytest.mark.parametrize(
@@ -25,12 +25,6 @@ from tokenusage.money import exact_usd, format_usd, format_usd_short, to_nanos
 )
 def test_format_usd(nanos, shown):
     assert format_usd(nanos) == shown
-
-
-def test_short_format():
-    assert format_usd_short(9_999_990_000_000) == "$9,999.99"
-    assert format_usd_short(12_345_000_000_000) == "$12.35K"
-    assert format_usd_short(4_560_000_000_000_000) == "$4.56M"
 
 
 def test_exact_and_parsing_round_trip():

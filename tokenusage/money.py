@@ -45,17 +45,3 @@ def format_usd(nanos: int) -> str:
             return f"{sign}${rounded:f}"
     rounded = value.quantize(Decimal("0.01"), ROUND_HALF_UP)
     return f"{sign}${rounded:,.2f}"
-
-
-_SHORT_UNITS = ((10**9, 10**9, "B"), (10**6, 10**6, "M"), (10**4, 10**3, "K"))
-
-
-def format_usd_short(nanos: int) -> str:
-    """Compact display for headline figures: '$12.35K', '$4.56M', or format_usd below $10,000."""
-    value = to_decimal(abs(int(nanos)))
-    sign = "-" if nanos < 0 else ""
-    for threshold, divisor, suffix in _SHORT_UNITS:
-        if value >= threshold:
-            scaled = (value / divisor).quantize(Decimal("0.01"), ROUND_HALF_UP)
-            return f"{sign}${scaled:,}{suffix}"
-    return format_usd(nanos)

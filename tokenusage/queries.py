@@ -151,6 +151,10 @@ def period_totals(connection: Connection, days: DayRange) -> Totals:
     summary = stored(connection, days)
     if summary is not None:
         return _totals(summary)
+    return _computed_totals(connection, days)
+
+
+def _computed_totals(connection: Connection, days: DayRange) -> Totals:
     sums = day_sums(connection, days)
     spend = spend_by_user(days)
     spenders = connection.execute(select(func.count()).select_from(spend)).scalar()
@@ -163,7 +167,7 @@ def _ranking(connection: Connection, days: DayRange) -> tuple[Any, Totals]:
     summary = stored(connection, days)
     if summary is not None:
         return _stored_ranking(days), _totals(summary)
-    return _computed_ranking(days), period_totals(connection, days)
+    return _computed_ranking(days), _computed_totals(connection, days)
 
 
 def _with_users(ranked, people: FromClause) -> Select:
